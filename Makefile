@@ -1,0 +1,49 @@
+# Fleetdeck: `make demo` runs the product, `make test` runs the tests. Both set everything up on a fresh
+# machine with only Python 3.11+: a virtual env, an embedded PostgreSQL and a filesystem broker.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_USER ?= demo
+DEMO_PASSWORD ?= fleetdeck-demo
+DEMO_NODES ?= 300
+PYTEST_ARGS ?=
+export HOST PORT
+
+.PHONY: install demo test lint stop clean lock
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Fleetdeck needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py seed_demo --if-empty --nodes $(DEMO_NODES) --user $(DEMO_USER) --password $(DEMO_PASSWORD)
+	@echo ""
+	@echo "  Fleetdeck is starting at http://$(HOST):$(PORT)/"
+	@echo "  Log in as $(DEMO_USER) / $(DEMO_PASSWORD)   (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "  Ctrl-C stops web, worker and beat; 'make stop' also stops the embedded PostgreSQL."
+	@echo ""
+	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(BIN)/honcho -f Procfile.demo start
+
+test: install
+	DEBUG=true $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+stop:
+	@test -x $(BIN)/python && $(BIN)/python -m config.embedded stop || true
+
+# Refresh the pinned versions after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^fleetdeck' > constraints.txt
+
+clean: stop
+	rm -rf $(VENV) .fleetdeck staticfiles test-artifacts

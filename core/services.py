@@ -1,0 +1,110 @@
+"""Writes of the core app: API tokens, roles, heartbeats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.choices import HeartbeatComponent, Role
+from core.models import APIToken, Heartbeat
+
+TOKEN_PREFIX = "fdk_"  # noqa: S105 - a visible marker that makes leaked tokens easy to scan for
+# Apps whose models every role can see; operators also write to the ones in OPERATOR_WRITE_APPS.
+FLEETDECK_APPS = ("core", "fleet", "billing", "scheduler")
+OPERATOR_WRITE_APPS = ("fleet", "billing", "scheduler")
+HEARTBEAT_TASK = "core.tasks.heartbeat"
+
+
+def api_token_hash(secret: str) -> str:
+    """The stored form of a token: SHA-256 hex. Tokens carry 256 random bits, so no salt or stretching."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(
+    *, user, name: str, read_only: bool = True, expires: datetime | None = None
+) -> tuple[APIToken, str]:
+    """Create a token for ``user``; return it with its secret, which is not stored and cannot be shown again."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = APIToken.objects.create(
+        user=user,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 4],
+        key_hash=api_token_hash(secret),
+        read_only=read_only,
+        expires=expires,
+    )
+    return token, secret
+
+
+def api_token_touch(*, token: APIToken, now: datetime | None = None) -> None:
+    """Record that ``token`` was used, at most once per ``API_TOKEN_LAST_USED_RESOLUTION``."""
+    now = now or timezone.now()
+    if token.last_used is None or now - token.last_used >= settings.API_TOKEN_LAST_USED_RESOLUTION:
+        APIToken.objects.filter(pk=token.pk).update(last_used=now)
+        token.last_used = now
+
+
+def role_permissions(role: Role) -> list[Permission]:
+    """The permissions a role grants (derived from the installed models, so new models are covered)."""
+    view = Q(content_type__app_label__in=FLEETDECK_APPS + ("django_celery_beat",), codename__startswith="view_")
+    # Tokens are managed per user on their own page, not through model permissions.
+    view &= ~Q(content_type__app_label="core", content_type__model="apitoken")
+    write = Q(content_type__app_label__in=OPERATOR_WRITE_APPS)
+    everything = Q(content_type__app_label__in=FLEETDECK_APPS + ("django_celery_beat", "auth"))
+    query = {Role.VIEWER: view, Role.OPERATOR: view | write, Role.ADMIN: everything}[role]
+    return list(Permission.objects.filter(query).order_by("pk"))
+
+
+@transaction.atomic
+def roles_sync() -> None:
+    """Create the viewer/operator/admin groups and set their permissions to what ``role_permissions`` says."""
+    for role in Role:
+        group, _ = Group.objects.get_or_create(name=role.value)
+        group.permissions.set(role_permissions(role))
+
+
+@transaction.atomic
+def user_set_role(*, user, role: Role) -> None:
+    """Give ``user`` exactly one role; admins also get access to the Django admin."""
+    user.groups.remove(*Group.objects.filter(name__in=Role.values))
+    user.groups.add(Group.objects.get(name=role.value))
+    user.is_staff = role == Role.ADMIN
+    user.save(update_fields=["is_staff"])
+
+
+def heartbeat_record(*, component: HeartbeatComponent, name: str = "", hostname: str = "") -> Heartbeat:
+    """Upsert the heartbeat row of one process (and queue) with the current time."""
+    heartbeat, _ = Heartbeat.objects.update_or_create(
+        component=component, name=name, defaults={"hostname": hostname, "last_seen": timezone.now()}
+    )
+    return heartbeat
+
+
+def heartbeat_schedule_sync() -> None:
+    """Make sure beat sends a heartbeat to every queue; existing entries (maybe edited in the admin) are kept."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.HEARTBEAT_INTERVAL_S, period=IntervalSchedule.SECONDS
+    )
+    for queue in settings.FLEETDECK_QUEUES:
+        PeriodicTask.objects.get_or_create(
+            name=f"heartbeat: {queue}",
+            defaults={
+                "task": HEARTBEAT_TASK,
+                "interval": every,
+                "kwargs": json.dumps({"queue": queue}),
+                "queue": queue,
+                # A heartbeat that waited longer than one interval says nothing about liveness now.
+                "expire_seconds": settings.HEARTBEAT_INTERVAL_S,
+                "description": f"Proves that beat runs and that a worker consumes the {queue} queue.",
+            },
+        )

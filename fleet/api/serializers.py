@@ -1,0 +1,81 @@
+"""Serializers of the fleet API (explicit field lists)."""
+
+from rest_framework import serializers
+
+from core.api.serializers import ValidatedModelSerializer
+from fleet.models import GPU, Node, Project, Provider, Site, Team
+
+
+class ProviderSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = Provider
+        fields = ("id", "name", "kind", "account_id", "credential_ref", "enabled", "created", "updated")
+
+
+class SiteSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = Site
+        fields = (
+            "id",
+            "provider",
+            "name",
+            "region",
+            "zone",
+            "continent",
+            "electricity_usd_per_kwh",
+            "pue",
+            "created",
+            "updated",
+        )
+
+
+class TeamSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = Team
+        fields = ("id", "name", "slug")
+
+
+class ProjectSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = Project
+        fields = ("id", "team", "name", "slug")
+
+
+class NodeSerializer(ValidatedModelSerializer):
+    provider_kind = serializers.CharField(source="site.provider.kind", read_only=True)
+    gpu_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Node
+        fields = (
+            "id",
+            "site",
+            "provider_kind",
+            "name",
+            "external_id",
+            "instance_type",
+            "lifecycle",
+            "state",
+            "team",
+            "project",
+            "labels",
+            "telemetry_url",
+            "token_ref",
+            "launched_at",
+            "last_seen",
+            "gpu_count",
+            "created",
+            "updated",
+        )
+        read_only_fields = ("last_seen",)
+
+    def get_gpu_count(self, node: Node) -> int:
+        # Lists annotate the count (selectors.node_list); a freshly written node is counted on its own.
+        count = getattr(node, "gpu_count", None)
+        return node.gpus.count() if count is None else count
+
+
+class GPUSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = GPU
+        fields = ("id", "node", "index", "uuid", "model", "memory_mib", "power_limit_w")

@@ -1,0 +1,13 @@
+"""Routes of the fleet API, registered on the project's /api/v1/ router."""
+
+from fleet.api import views
+
+
+def register(router) -> None:
+    """Add the fleet viewsets to ``router``."""
+    router.register("providers", views.ProviderViewSet)
+    router.register("sites", views.SiteViewSet)
+    router.register("teams", views.TeamViewSet)
+    router.register("projects", views.ProjectViewSet)
+    router.register("nodes", views.NodeViewSet)
+    router.register("gpus", views.GPUViewSet)

@@ -1,0 +1,78 @@
+"""Real GPU and instance-type facts used by the demo seed and the simulator.
+
+Sources (see ../shared/fixtures/README.md for provenance):
+- GPU memory and counts of AWS types: EC2 ``DescribeInstanceTypes`` ``GpuInfo`` as moto ships it
+  (moto ``instance_types.json``); a test checks these rows against that data.
+- GCP machine types with built-in GPUs: the GCE ``machineTypes`` ``accelerators`` field.
+- Model names: as NVML / nvidia-smi report them (telegraf and nvidia_gpu_exporter captures).
+- Power limits: nvidia-smi captures and NVIDIA product briefs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.choices import ProviderKind
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One GPU model as NVML reports it."""
+
+    key: str
+    nvml_name: str
+    memory_mib: int
+    power_limit_w: int
+
+
+GPU_SPECS: dict[str, GpuSpec] = {
+    spec.key: spec
+    for spec in (
+        GpuSpec("H100", "NVIDIA H100 80GB HBM3", 81920, 700),
+        GpuSpec("H200", "NVIDIA H200", 144384, 700),
+        GpuSpec("A100-40GB", "NVIDIA A100-SXM4-40GB", 40960, 400),
+        GpuSpec("A100-80GB", "NVIDIA A100-SXM4-80GB", 81920, 500),
+        GpuSpec("A10G", "NVIDIA A10G", 22888, 300),
+        GpuSpec("L4", "NVIDIA L4", 22888, 72),
+        GpuSpec("L40S", "NVIDIA L40S", 45776, 350),
+        GpuSpec("T4", "Tesla T4", 16384, 70),
+    )
+}
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """A node shape: which provider offers it and the GPUs it carries."""
+
+    name: str
+    provider: ProviderKind
+    gpu: str
+    gpu_count: int
+
+
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    it.name: it
+    for it in (
+        InstanceType("p5.48xlarge", ProviderKind.AWS, "H100", 8),
+        InstanceType("p5e.48xlarge", ProviderKind.AWS, "H200", 8),
+        InstanceType("p4d.24xlarge", ProviderKind.AWS, "A100-40GB", 8),
+        InstanceType("p4de.24xlarge", ProviderKind.AWS, "A100-80GB", 8),
+        InstanceType("g5.xlarge", ProviderKind.AWS, "A10G", 1),
+        InstanceType("g5.12xlarge", ProviderKind.AWS, "A10G", 4),
+        InstanceType("g5.48xlarge", ProviderKind.AWS, "A10G", 8),
+        InstanceType("g6.xlarge", ProviderKind.AWS, "L4", 1),
+        InstanceType("g6e.xlarge", ProviderKind.AWS, "L40S", 1),
+        InstanceType("g4dn.xlarge", ProviderKind.AWS, "T4", 1),
+        InstanceType("a2-highgpu-1g", ProviderKind.GCP, "A100-40GB", 1),
+        InstanceType("a2-highgpu-8g", ProviderKind.GCP, "A100-40GB", 8),
+        InstanceType("a2-ultragpu-8g", ProviderKind.GCP, "A100-80GB", 8),
+        InstanceType("a3-highgpu-8g", ProviderKind.GCP, "H100", 8),
+        InstanceType("g2-standard-4", ProviderKind.GCP, "L4", 1),
+        InstanceType("g2-standard-48", ProviderKind.GCP, "L4", 4),
+        # On-prem server shapes (no cloud type name; used as the node's instance_type for reference).
+        InstanceType("dgx-h100", ProviderKind.ONPREM, "H100", 8),
+        InstanceType("hgx-a100-80gb", ProviderKind.ONPREM, "A100-80GB", 8),
+        InstanceType("l40s-4x", ProviderKind.ONPREM, "L40S", 4),
+        InstanceType("t4-inference-2x", ProviderKind.ONPREM, "T4", 2),
+    )
+}

@@ -1,0 +1,44 @@
+"""Choice sets of the fleet app."""
+
+from django.db import models
+
+
+class ProviderKind(models.TextChoices):
+    """Where capacity comes from."""
+
+    AWS = "aws", "AWS"
+    GCP = "gcp", "Google Cloud"
+    ONPREM = "onprem", "On-prem"
+
+
+class Continent(models.TextChoices):
+    """Continent of a site: the coarse egress class between two locations."""
+
+    NORTH_AMERICA = "north-america", "North America"
+    SOUTH_AMERICA = "south-america", "South America"
+    EUROPE = "europe", "Europe"
+    ASIA = "asia", "Asia"
+    MIDDLE_EAST = "middle-east", "Middle East"
+    AFRICA = "africa", "Africa"
+    OCEANIA = "oceania", "Oceania"
+
+
+class NodeLifecycle(models.TextChoices):
+    """How a node is paid for: cloud purchase options, or owned hardware."""
+
+    ON_DEMAND = "on-demand", "On-demand"
+    SPOT = "spot", "Spot"
+    RESERVED = "reserved", "Reserved"
+    OWNED = "owned", "Owned"
+
+
+CLOUD_LIFECYCLES = (NodeLifecycle.ON_DEMAND, NodeLifecycle.SPOT, NodeLifecycle.RESERVED)
+
+
+class NodeState(models.TextChoices):
+    """Lifecycle state of a node as the inventory and telemetry last saw it."""
+
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    TERMINATED = "terminated", "Terminated"
+    UNREACHABLE = "unreachable", "Unreachable"

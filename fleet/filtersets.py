@@ -1,0 +1,95 @@
+"""Filter sets shared by the HTML lists and the REST API (one definition of every filter)."""
+
+import django_filters as filters
+from django.db.models import Exists, OuterRef, Q
+
+from core.filters import StableOrderingFilter
+from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
+from fleet.models import GPU, Node, Project, Provider, Site, Team
+
+
+class ProviderFilterSet(filters.FilterSet):
+    kind = filters.MultipleChoiceFilter(choices=ProviderKind.choices)
+    ordering = StableOrderingFilter(fields=("name", "kind", "created"))
+
+    class Meta:
+        model = Provider
+        fields = ("name", "kind", "account_id", "enabled")
+
+
+class SiteFilterSet(filters.FilterSet):
+    provider_kind = filters.MultipleChoiceFilter(field_name="provider__kind", choices=ProviderKind.choices)
+    continent = filters.MultipleChoiceFilter(choices=Continent.choices)
+    ordering = StableOrderingFilter(fields=("name", "region", "continent"))
+
+    class Meta:
+        model = Site
+        fields = ("provider", "name", "region", "zone", "continent")
+
+
+class TeamFilterSet(filters.FilterSet):
+    ordering = StableOrderingFilter(fields=("name", "slug"))
+
+    class Meta:
+        model = Team
+        fields = ("name", "slug")
+
+
+class ProjectFilterSet(filters.FilterSet):
+    team_slug = filters.CharFilter(field_name="team__slug")
+    ordering = StableOrderingFilter(fields=("name", "slug"))
+
+    class Meta:
+        model = Project
+        fields = ("team", "slug")
+
+
+class NodeFilterSet(filters.FilterSet):
+    """Nodes by free text, provider kind, site, state, lifecycle, team, project and GPU model."""
+
+    q = filters.CharFilter(method="filter_q", label="Search")
+    provider = filters.MultipleChoiceFilter(field_name="site__provider__kind", choices=ProviderKind.choices)
+    site = filters.ModelMultipleChoiceFilter(queryset=Site.objects.all(), to_field_name="name")
+    state = filters.MultipleChoiceFilter(choices=NodeState.choices)
+    lifecycle = filters.MultipleChoiceFilter(choices=NodeLifecycle.choices)
+    team = filters.ModelMultipleChoiceFilter(queryset=Team.objects.all(), to_field_name="slug")
+    gpu_model = filters.CharFilter(method="filter_gpu_model", label="GPU model")
+    ordering = StableOrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("site__name", "site"),
+            ("state", "state"),
+            ("instance_type", "instance_type"),
+            ("gpu_count", "gpu_count"),
+            ("last_seen", "last_seen"),
+        )
+    )
+
+    class Meta:
+        model = Node
+        fields = ("project", "instance_type", "external_id")
+
+    def filter_q(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name__icontains=value) | Q(external_id__icontains=value) | Q(instance_type__icontains=value)
+        )
+
+    def filter_gpu_model(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        # EXISTS rather than a join, so a node with eight matching GPUs is listed once.
+        return queryset.filter(Exists(GPU.objects.filter(node=OuterRef("pk"), model__icontains=value)))
+
+
+class GPUFilterSet(filters.FilterSet):
+    model = filters.CharFilter(lookup_expr="icontains")
+    provider = filters.MultipleChoiceFilter(field_name="node__site__provider__kind", choices=ProviderKind.choices)
+    ordering = StableOrderingFilter(fields=("uuid", "model", "index", "memory_mib"))
+
+    class Meta:
+        model = GPU
+        fields = ("node", "uuid", "index")

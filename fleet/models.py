@@ -1,0 +1,240 @@
+"""Fleet inventory: where GPUs are (provider, site), what they are (node, GPU) and who uses them (team)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from fleet.choices import CLOUD_LIFECYCLES, Continent, NodeLifecycle, NodeState, ProviderKind
+from fleet.validators import (
+    AWS_ACCOUNT_RE,
+    GCP_PROJECT_RE,
+    SLUG_NAME_RE,
+    validate_credential_ref,
+    validate_gpu_uuid,
+    validate_labels,
+    validate_token_ref,
+)
+
+slug_name = RegexValidator(
+    SLUG_NAME_RE, "Lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
+)
+
+
+class Provider(models.Model):
+    """A cloud account (AWS account, GCP project) or an on-prem organisation that owns sites."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[slug_name])
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    account_id = models.CharField(
+        max_length=64, blank=True, help_text="AWS account id (12 digits) or GCP project id; empty for on-prem."
+    )
+    credential_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_credential_ref],
+        help_text="Where credentials come from: empty (default chain), 'adc', 'profile:NAME' or 'env:VAR'.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled providers are skipped by inventory sync.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("kind", "account_id"),
+                condition=~Q(account_id=""),
+                name="%(app_label)s_%(class)s_unique_account",
+                violation_error_message="A provider for this account already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind == ProviderKind.AWS and self.account_id and not AWS_ACCOUNT_RE.match(self.account_id):
+            errors["account_id"] = "An AWS account id is 12 digits."
+        if self.kind == ProviderKind.GCP and self.account_id and not GCP_PROJECT_RE.match(self.account_id):
+            errors["account_id"] = "A GCP project id is 6-30 lower-case letters, digits or hyphens."
+        if self.kind == ProviderKind.ONPREM and self.credential_ref:
+            errors["credential_ref"] = "On-prem providers have no cloud credentials."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Site(models.Model):
+    """A location GPUs live in: a cloud region (and zone) or an on-prem data centre with its energy price."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="sites")
+    name = models.CharField(max_length=64, unique=True, validators=[slug_name])
+    region = models.CharField(max_length=64, blank=True, help_text="Cloud region, or the data centre's metro.")
+    zone = models.CharField(max_length=64, blank=True)
+    continent = models.CharField(max_length=16, choices=Continent.choices)
+    electricity_usd_per_kwh = models.DecimalField(
+        max_digits=8, decimal_places=5, null=True, blank=True, help_text="On-prem only: $ per kWh."
+    )
+    pue = models.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="On-prem only: power usage effectiveness (facility power / IT power), at least 1.0.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pue__isnull=True) | Q(pue__gte=1), name="%(app_label)s_%(class)s_pue_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(electricity_usd_per_kwh__isnull=True) | Q(electricity_usd_per_kwh__gte=0),
+                name="%(app_label)s_%(class)s_electricity_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_onprem(self) -> bool:
+        return self.provider.kind == ProviderKind.ONPREM
+
+    def clean(self) -> None:
+        if self.provider_id is None:
+            return  # the field error says so
+        errors = {}
+        if self.is_onprem:
+            if self.electricity_usd_per_kwh is None:
+                errors["electricity_usd_per_kwh"] = "An on-prem site needs its electricity price ($/kWh)."
+            if self.pue is None:
+                errors["pue"] = "An on-prem site needs its PUE (1.0 or more)."
+        else:
+            if not self.region:
+                errors["region"] = "A cloud site needs its region."
+            if self.electricity_usd_per_kwh is not None or self.pue is not None:
+                errors["pue"] = "Electricity price and PUE apply to on-prem sites only; cloud prices include them."
+        if self.pue is not None and self.pue < 1:
+            errors["pue"] = "PUE is at least 1.0."
+        if self.electricity_usd_per_kwh is not None and self.electricity_usd_per_kwh < 0:
+            errors["electricity_usd_per_kwh"] = "The electricity price cannot be negative."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Team(models.Model):
+    """A group of people that owns nodes and pays for them."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(models.Model):
+    """A team's piece of work that spend is attributed to."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="projects")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64)
+
+    class Meta:
+        ordering = ("team__name", "name")
+        constraints = [
+            models.UniqueConstraint(fields=("team", "slug"), name="%(app_label)s_%(class)s_unique_team_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.slug}"
+
+
+class Node(models.Model):
+    """A machine with GPUs: a cloud instance or an on-prem server, in exactly one site."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="nodes")
+    name = models.CharField(max_length=128)
+    external_id = models.CharField(max_length=128, blank=True, help_text="Cloud instance id; empty on-prem.")
+    instance_type = models.CharField(max_length=64, blank=True, help_text="e.g. p5.48xlarge, a2-highgpu-1g.")
+    lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.RUNNING)
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="nodes")
+    project = models.ForeignKey(Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="nodes")
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
+    telemetry_url = models.URLField(
+        max_length=500, blank=True, help_text="The node's /metrics endpoint (fleet agent or dcgm-exporter)."
+    )
+    token_ref = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_token_ref],
+        help_text="Where the endpoint's bearer token is kept: 'env:VAR' or 'file:/path'. Never the token.",
+    )
+    launched_at = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("site", "name"), name="%(app_label)s_%(class)s_unique_site_name"),
+            models.UniqueConstraint(
+                fields=("site", "external_id"),
+                condition=~Q(external_id=""),
+                name="%(app_label)s_%(class)s_unique_site_external_id",
+                violation_error_message="A node with this external id already exists in this site.",
+            ),
+        ]
+        indexes = [models.Index(fields=("state",)), models.Index(fields=("team", "state"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.project_id and self.team_id and self.project.team_id != self.team_id:
+            errors["project"] = f"Project {self.project} belongs to another team than {self.team}."
+        if self.project_id and not self.team_id:
+            errors["team"] = "A node with a project needs that project's team."
+        if self.site_id is not None and self.lifecycle:
+            onprem = self.site.is_onprem
+            if onprem and self.lifecycle != NodeLifecycle.OWNED:
+                errors["lifecycle"] = "On-prem nodes are owned."
+            elif not onprem and self.lifecycle not in CLOUD_LIFECYCLES:
+                errors["lifecycle"] = "Cloud nodes are on-demand, spot or reserved."
+        if errors:
+            raise ValidationError(errors)
+
+
+class GPU(models.Model):
+    """One GPU of a node, identified fleet-wide by its NVML UUID."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
+    index = models.PositiveSmallIntegerField(help_text="NVML device index on the node.")
+    uuid = models.CharField(max_length=80, unique=True, validators=[validate_gpu_uuid])
+    model = models.CharField(max_length=100, help_text="As NVML names it, e.g. 'NVIDIA H100 80GB HBM3'.")
+    memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    power_limit_w = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("node_id", "index")
+        verbose_name = "GPU"
+        constraints = [
+            models.UniqueConstraint(fields=("node", "index"), name="%(app_label)s_%(class)s_unique_node_index"),
+            models.CheckConstraint(condition=Q(memory_mib__gt=0), name="%(app_label)s_%(class)s_memory_positive"),
+        ]
+        indexes = [models.Index(fields=("model",))]
+
+    def __str__(self) -> str:
+        return f"{self.node.name}/gpu{self.index}"
