@@ -49,10 +49,15 @@ class NodeFilterSet(filters.FilterSet):
 
     q = filters.CharFilter(method="filter_q", label="Search")
     provider = filters.MultipleChoiceFilter(field_name="site__provider__kind", choices=ProviderKind.choices)
-    site = filters.ModelMultipleChoiceFilter(queryset=Site.objects.all(), to_field_name="name")
+    # With to_field_name, django-filter compares that field, so field_name must reach it.
+    site = filters.ModelMultipleChoiceFilter(
+        field_name="site__name", queryset=Site.objects.all(), to_field_name="name"
+    )
     state = filters.MultipleChoiceFilter(choices=NodeState.choices)
     lifecycle = filters.MultipleChoiceFilter(choices=NodeLifecycle.choices)
-    team = filters.ModelMultipleChoiceFilter(queryset=Team.objects.all(), to_field_name="slug")
+    team = filters.ModelMultipleChoiceFilter(
+        field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug"
+    )
     gpu_model = filters.CharFilter(method="filter_gpu_model", label="GPU model")
     ordering = StableOrderingFilter(
         fields=(
