@@ -4,7 +4,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _after_migrate(sender: AppConfig, *, apps, using: str = "default", **kwargs) -> None:
+def _after_migrate(sender: AppConfig, using: str = "default", **kwargs) -> None:
     from django.apps import apps as global_apps
     from django.contrib.auth.management import create_permissions
 
@@ -25,3 +25,4 @@ class CoreConfig(AppConfig):
         # Roles and the heartbeat schedule are derived from code; re-syncing after every migrate picks up the
         # permissions of models added later without a hand-written data migration per model.
         post_migrate.connect(_after_migrate, sender=self, dispatch_uid="core-after-migrate")
+        import core.api.schema  # noqa: F401 - registers the OpenAPI extension for token auth

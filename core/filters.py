@@ -1,6 +1,8 @@
 """Filters shared by every app's FilterSets."""
 
 import django_filters as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 
 class StableOrderingFilter(filters.OrderingFilter):
@@ -11,3 +13,11 @@ class StableOrderingFilter(filters.OrderingFilter):
         if value:
             qs = qs.order_by(*qs.query.order_by, "pk")
         return qs
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ModelMultipleKeyFilter(filters.ModelMultipleChoiceFilter):
+    """Several related objects by a readable key (``?team=research&team=data``), not by primary key.
+
+    Give ``field_name="team__slug"`` and ``to_field_name="slug"``: django-filter compares that field.
+    """

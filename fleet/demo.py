@@ -122,10 +122,10 @@ DEMO_SITES = (
 )
 
 DEMO_TEAMS = {
-    "research": ("Research", ("llm-pretrain", "vision")),
-    "inference": ("Inference", ("chat-serving", "batch-embed")),
-    "platform": ("Platform", ("ci-gpu",)),
-    "data": ("Data", ("feature-etl",)),
+    "research": ("Research", (("llm-pretrain", "LLM pretraining"), ("vision", "Vision models"))),
+    "inference": ("Inference", (("chat-serving", "Chat serving"), ("batch-embed", "Batch embeddings"))),
+    "platform": ("Platform", (("ci-gpu", "GPU CI"),)),
+    "data": ("Data", (("feature-etl", "Feature ETL"),)),
 }
 
 
@@ -173,10 +173,10 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7) -> dict[str, int]:
         for s in DEMO_SITES
     }
     teams, projects = {}, []
-    for slug, (name, project_slugs) in DEMO_TEAMS.items():
+    for slug, (name, team_projects) in DEMO_TEAMS.items():
         teams[slug] = Team.objects.create(name=name, slug=slug)
         projects += [
-            Project.objects.create(team=teams[slug], name=p.replace("-", " ").title(), slug=p) for p in project_slugs
+            Project.objects.create(team=teams[slug], name=p_name, slug=p_slug) for p_slug, p_name in team_projects
         ]
 
     total_weight = sum(s.weight for s in DEMO_SITES)

@@ -3,7 +3,7 @@
 import django_filters as filters
 from django.db.models import Exists, OuterRef, Q
 
-from core.filters import StableOrderingFilter
+from core.filters import ModelMultipleKeyFilter, StableOrderingFilter
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
 from fleet.models import GPU, Node, Project, Provider, Site, Team
 
@@ -49,15 +49,10 @@ class NodeFilterSet(filters.FilterSet):
 
     q = filters.CharFilter(method="filter_q", label="Search")
     provider = filters.MultipleChoiceFilter(field_name="site__provider__kind", choices=ProviderKind.choices)
-    # With to_field_name, django-filter compares that field, so field_name must reach it.
-    site = filters.ModelMultipleChoiceFilter(
-        field_name="site__name", queryset=Site.objects.all(), to_field_name="name"
-    )
+    site = ModelMultipleKeyFilter(field_name="site__name", queryset=Site.objects.all(), to_field_name="name")
     state = filters.MultipleChoiceFilter(choices=NodeState.choices)
     lifecycle = filters.MultipleChoiceFilter(choices=NodeLifecycle.choices)
-    team = filters.ModelMultipleChoiceFilter(
-        field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug"
-    )
+    team = ModelMultipleKeyFilter(field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug")
     gpu_model = filters.CharFilter(method="filter_gpu_model", label="GPU model")
     ordering = StableOrderingFilter(
         fields=(

@@ -1,7 +1,7 @@
 """Fleet pages: the node list (full page, or the table partial for HTMX) and node detail."""
 
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import render
 
 from fleet import selectors
@@ -18,6 +18,16 @@ SORTABLE_COLUMNS = (
     ("state", "State", False),
     ("last_seen", "Last seen", False),
 )
+
+
+def _clean_query(params: QueryDict) -> QueryDict:
+    """A copy of the query string without empty values (an unused filter field sends ``q=``)."""
+    clean = QueryDict(mutable=True)
+    for key, values in params.lists():
+        kept = [v for v in values if v.strip()]
+        if kept:
+            clean.setlist(key, kept)
+    return clean
 
 
 def _sort_links(query, current: str) -> list[dict]:
@@ -44,7 +54,7 @@ def node_list(request):
     filterset = NodeFilterSet(request.GET or None, queryset=selectors.node_list())
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else selectors.node_list()
     page = Paginator(queryset, NODES_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
+    query = _clean_query(request.GET)
     query.pop("page", None)
     context = {
         "filterset": filterset,
@@ -52,10 +62,13 @@ def node_list(request):
         "query": query.urlencode(),
         "sort_links": _sort_links(query, request.GET.get("ordering", "")),
     }
-    template = "fleet/node_list.html"
     if request.htmx and not request.htmx.boosted:
-        template = "fleet/htmx/node_table.html"
-    return render(request, template, context)
+        response = render(request, "fleet/htmx/node_table.html", context)
+        # The form sends every field; the address bar should keep only the filters in use.
+        clean = _clean_query(request.GET).urlencode()
+        response["HX-Push-Url"] = f"{request.path}?{clean}" if clean else request.path
+        return response
+    return render(request, "fleet/node_list.html", context)
 
 
 def node_detail(request, pk: int):

@@ -64,8 +64,10 @@ def test_session_auth_works_for_the_api_with_csrf(make_user):
 
 
 def test_roles_exist_with_expected_permissions():
-    groups = {g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()} for g in
-              Group.objects.prefetch_related("permissions__content_type")}
+    groups = {
+        g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
+        for g in Group.objects.prefetch_related("permissions__content_type")
+    }
     assert set(groups) >= {r.value for r in Role}
     viewer, operator, admin = groups["viewer"], groups["operator"], groups["admin"]
     assert "fleet.view_node" in viewer and "fleet.change_node" not in viewer

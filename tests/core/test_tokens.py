@@ -26,7 +26,9 @@ def test_token_is_stored_hashed_only(make_user):
     row = APIToken.objects.get(pk=token.pk)
     assert secret.startswith("fdk_") and len(secret) > 40
     assert row.key_hash == api_token_hash(secret) != secret
-    assert secret not in {str(v) for v in APIToken.objects.values_list(*[f.attname for f in APIToken._meta.fields]).get()}
+    assert secret not in {
+        str(v) for v in APIToken.objects.values_list(*[f.attname for f in APIToken._meta.fields]).get()
+    }
 
 
 def test_valid_token_authenticates_and_records_last_use(make_user):
@@ -54,9 +56,7 @@ def test_bad_authorization_headers_are_401(db, header):
 
 
 def test_expired_token_is_401_with_reason(make_user):
-    _, secret = api_token_create(
-        user=make_user("admin"), name="old", expires=timezone.now() - timedelta(minutes=1)
-    )
+    _, secret = api_token_create(user=make_user("admin"), name="old", expires=timezone.now() - timedelta(minutes=1))
     response = bearer(secret).get(reverse("api:node-list"))
     assert response.status_code == 401
     assert "expired" in response.data["detail"]

@@ -230,7 +230,9 @@ class TestNodeAPI(APIResourceTests):
     )
     def test_filters(self, admin_api, query, expected):
         team = TeamFactory(slug="vision")
-        NodeFactory(name="dc-node", site=OnPremSiteFactory(name="dc-test"), lifecycle="owned", external_id="", team=team)
+        NodeFactory(
+            name="dc-node", site=OnPremSiteFactory(name="dc-test"), lifecycle="owned", external_id="", team=team
+        )
         NodeFactory(name="stopped-node", state="stopped")
         a10g = NodeFactory(name="a10g-node", instance_type="g5.xlarge")
         GPUFactory(node=a10g, index=0, model="NVIDIA A10G")
