@@ -101,3 +101,10 @@ def test_user_without_role_sees_nothing_in_the_api(api_client, django_user_model
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.get(reverse("api:node-list")).status_code == 403
+
+
+def test_healthz_is_exempt_from_the_https_redirect(settings, client):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get(reverse("healthz")).status_code == 200
+    response = client.get(reverse("overview"))
+    assert response.status_code == 301 and response["Location"].startswith("https://")
