@@ -44,6 +44,9 @@ def validate_labels(value) -> None:
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > 128:
             raise ValidationError(f"Label key {key!r} must be a string of 1-128 characters.", code="invalid_labels")
+        # PostgreSQL's jsonb cannot store U+0000; refuse it here rather than fail in the database.
+        if "\x00" in key or (isinstance(item, str) and "\x00" in item):
+            raise ValidationError(f"Label {key!r} contains a NUL character.", code="invalid_labels")
         if not isinstance(item, str) or len(item) > 256:
             raise ValidationError(
                 f"Label {key!r} must have a string value of at most 256 characters.", code="invalid_labels"

@@ -151,6 +151,8 @@ class TestNodeAPI(APIResourceTests):
         ({"state": "melted"}, "state"),
         ({"labels": ["a", "b"]}, "labels"),
         ({"labels": {"team": 7}}, "labels"),
+        ({"labels": {"team": "a\x00b"}}, "labels"),
+        ({"name": "nul\x00name"}, "name"),
         ({"token_ref": "s3cr3t-bearer-token-value"}, "token_ref"),
         ({"telemetry_url": "not a url"}, "telemetry_url"),
         ({"site": None}, "site"),
