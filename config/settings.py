@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -253,6 +254,18 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Beat records itself and enqueues a heartbeat per queue this often; the dashboard warns after STALE.
 HEARTBEAT_INTERVAL_S = env_int("HEARTBEAT_INTERVAL_S", 30)
 HEARTBEAT_STALE_AFTER_S = env_int("HEARTBEAT_STALE_AFTER_S", 3 * HEARTBEAT_INTERVAL_S)
+
+# --- inventory and telemetry -------------------------------------------------------------------------------
+INVENTORY_SYNC_INTERVAL_S = env_int("INVENTORY_SYNC_INTERVAL_S", 300)
+# Cloud tags (AWS) / labels (GCP) whose values name a node's team and project (matched to their slugs).
+INVENTORY_TEAM_TAG = os.environ.get("INVENTORY_TEAM_TAG", "team")
+INVENTORY_PROJECT_TAG = os.environ.get("INVENTORY_PROJECT_TAG", "project")
+# A failing region or project is retried after BASE, then twice as long each time, up to MAX.
+INVENTORY_BACKOFF_BASE_S = env_int("INVENTORY_BACKOFF_BASE_S", 60)
+INVENTORY_BACKOFF_MAX_S = env_int("INVENTORY_BACKOFF_MAX_S", 3600)
+# Endpoints for emulators (demo, tests) or private endpoints; unset means the real public APIs.
+# boto3 itself honours AWS_ENDPOINT_URL; GCP_COMPUTE_ENDPOINT must include its scheme (http://127.0.0.1:PORT).
+GCP_COMPUTE_ENDPOINT = os.environ.get("GCP_COMPUTE_ENDPOINT", "")
 
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

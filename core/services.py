@@ -89,22 +89,34 @@ def heartbeat_record(*, component: HeartbeatComponent, name: str = "", hostname:
 
 
 def heartbeat_schedule_sync() -> None:
-    """Make sure beat sends a heartbeat to every queue; existing entries (maybe edited in the admin) are kept."""
+    """Make sure beat sends a heartbeat to every queue."""
+    for queue in settings.FLEETDECK_QUEUES:
+        periodic_task_ensure(
+            name=f"heartbeat: {queue}",
+            task=HEARTBEAT_TASK,
+            every_s=settings.HEARTBEAT_INTERVAL_S,
+            queue=queue,
+            kwargs={"queue": queue},
+            description=f"Proves that beat runs and that a worker consumes the {queue} queue.",
+        )
+
+
+def periodic_task_ensure(
+    *, name: str, task: str, every_s: int, queue: str, kwargs: dict | None = None, description: str = ""
+) -> None:
+    """Create a beat schedule entry if it is missing; an existing one (maybe edited in the admin) is kept."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every, _ = IntervalSchedule.objects.get_or_create(
-        every=settings.HEARTBEAT_INTERVAL_S, period=IntervalSchedule.SECONDS
+    every, _ = IntervalSchedule.objects.get_or_create(every=every_s, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.get_or_create(
+        name=name,
+        defaults={
+            "task": task,
+            "interval": every,
+            "kwargs": json.dumps(kwargs or {}),
+            "queue": queue,
+            # A run that waited longer than its interval would be overtaken by the next one anyway.
+            "expire_seconds": every_s,
+            "description": description,
+        },
     )
-    for queue in settings.FLEETDECK_QUEUES:
-        PeriodicTask.objects.get_or_create(
-            name=f"heartbeat: {queue}",
-            defaults={
-                "task": HEARTBEAT_TASK,
-                "interval": every,
-                "kwargs": json.dumps({"queue": queue}),
-                "queue": queue,
-                # A heartbeat that waited longer than one interval says nothing about liveness now.
-                "expire_seconds": settings.HEARTBEAT_INTERVAL_S,
-                "description": f"Proves that beat runs and that a worker consumes the {queue} queue.",
-            },
-        )

@@ -42,3 +42,21 @@ class NodeState(models.TextChoices):
     STOPPED = "stopped", "Stopped"
     TERMINATED = "terminated", "Terminated"
     UNREACHABLE = "unreachable", "Unreachable"
+
+
+class NodeSource(models.TextChoices):
+    """Who created a node row, and so who may change or retire it."""
+
+    MANUAL = "manual", "Registered (API or admin)"
+    IMPORT = "import", "Bulk import"
+    AWS = "aws", "AWS inventory sync"
+    GCP = "gcp", "GCP inventory sync"
+
+
+class HealthEventKind(models.TextChoices):
+    """What went wrong with a GPU, as telemetry reports it."""
+
+    XID = "xid", "XID error"
+    ECC_SBE = "ecc-sbe", "ECC single-bit errors"
+    ECC_DBE = "ecc-dbe", "ECC double-bit errors"
+    GPU_LOST = "gpu-lost", "GPU lost"

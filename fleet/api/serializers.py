@@ -9,7 +9,7 @@ from fleet.models import GPU, Node, Project, Provider, Site, Team
 class ProviderSerializer(ValidatedModelSerializer):
     class Meta:
         model = Provider
-        fields = ("id", "name", "kind", "account_id", "credential_ref", "enabled", "created", "updated")
+        fields = ("id", "name", "kind", "account_id", "credential_ref", "regions", "enabled", "created", "updated")
 
 
 class SiteSerializer(ValidatedModelSerializer):
@@ -61,13 +61,16 @@ class NodeSerializer(ValidatedModelSerializer):
             "labels",
             "telemetry_url",
             "token_ref",
+            "source",
             "launched_at",
             "last_seen",
+            "consecutive_poll_failures",
+            "last_poll_error",
             "gpu_count",
             "created",
             "updated",
         )
-        read_only_fields = ("last_seen",)
+        read_only_fields = ("source", "last_seen", "consecutive_poll_failures", "last_poll_error")
 
     def get_gpu_count(self, node: Node) -> int:
         # Lists annotate the count (selectors.node_list); a freshly written node is counted on its own.
@@ -78,4 +81,20 @@ class NodeSerializer(ValidatedModelSerializer):
 class GPUSerializer(ValidatedModelSerializer):
     class Meta:
         model = GPU
-        fields = ("id", "node", "index", "uuid", "model", "memory_mib", "power_limit_w")
+        extra_kwargs = {"uuid": {"allow_blank": False}}  # unknown is null, never ""
+        fields = (
+            "id",
+            "node",
+            "index",
+            "uuid",
+            "model",
+            "memory_mib",
+            "power_limit_w",
+            "sampled_at",
+            "util_pct",
+            "mem_used_mib",
+            "power_w",
+            "temp_c",
+            "sm_clock_mhz",
+            "idle_since",
+        )

@@ -260,6 +260,7 @@ class TestGPUAPI(APIResourceTests):
     compare_fields = ("node", "index", "uuid", "model", "memory_mib", "power_limit_w")
     bad_payloads = [
         ({"uuid": "not-a-uuid"}, "uuid"),
+        ({"uuid": ""}, "uuid"),
         ({"memory_mib": 0}, "memory_mib"),
         ({"memory_mib": -1}, "memory_mib"),
         ({"index": "first"}, "index"),

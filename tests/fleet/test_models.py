@@ -41,7 +41,17 @@ def test_gpu_memory_must_be_positive_in_the_database():
         GPU.objects.create(node=NodeFactory(), index=0, uuid="GPU-bbbbbbbb-0000", model="x", memory_mib=0)
 
 
-@pytest.mark.parametrize("uuid", ["", "gpu-123", "GPU-", "GPU-zz zz", "8b2c0d4e-1111-2222-3333-444455556666"])
+def test_blank_gpu_uuid_means_unknown():
+    first = GPUFactory.build(node=NodeFactory(), index=0, uuid="")
+    first.full_clean()
+    first.save()
+    second = GPUFactory.build(node=first.node, index=1, uuid="")
+    second.full_clean()
+    second.save()
+    assert GPU.objects.filter(uuid__isnull=True).count() == 2
+
+
+@pytest.mark.parametrize("uuid", ["gpu-123", "GPU-", "GPU-zz zz", "8b2c0d4e-1111-2222-3333-444455556666"])
 def test_gpu_uuid_format(uuid):
     assert "uuid" in errors_of(GPUFactory.build(node=NodeFactory(), uuid=uuid))
 

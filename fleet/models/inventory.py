@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from fleet.choices import CLOUD_LIFECYCLES, Continent, NodeLifecycle, NodeState, ProviderKind
+from fleet.choices import CLOUD_LIFECYCLES, Continent, NodeLifecycle, NodeSource, NodeState, ProviderKind
 from fleet.validators import (
     AWS_ACCOUNT_RE,
     GCP_PROJECT_RE,
@@ -36,6 +37,12 @@ class Provider(models.Model):
         blank=True,
         validators=[validate_credential_ref],
         help_text="Where credentials come from: empty (default chain), 'adc', 'profile:NAME' or 'env:VAR'.",
+    )
+    regions = ArrayField(
+        models.CharField(max_length=32),
+        default=list,
+        blank=True,
+        help_text="Cloud regions to inventory, e.g. us-east-1 (AWS needs them; for GCP empty means all zones).",
     )
     enabled = models.BooleanField(default=True, help_text="Disabled providers are skipped by inventory sync.")
     created = models.DateTimeField(auto_now_add=True)
@@ -180,8 +187,16 @@ class Node(models.Model):
         validators=[validate_token_ref],
         help_text="Where the endpoint's bearer token is kept: 'env:VAR' or 'file:/path'. Never the token.",
     )
+    source = models.CharField(
+        max_length=16,
+        choices=NodeSource.choices,
+        default=NodeSource.MANUAL,
+        help_text="Who manages this row: cloud sync owns aws/gcp rows; manual and import rows are left to people.",
+    )
     launched_at = models.DateTimeField(null=True, blank=True)
-    last_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="Last successful telemetry poll.")
+    consecutive_poll_failures = models.PositiveIntegerField(default=0)
+    last_poll_error = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -222,10 +237,27 @@ class GPU(models.Model):
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
     index = models.PositiveSmallIntegerField(help_text="NVML device index on the node.")
-    uuid = models.CharField(max_length=80, unique=True, validators=[validate_gpu_uuid])
+    uuid = models.CharField(
+        max_length=80,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[validate_gpu_uuid],
+        help_text="NVML UUID. Empty for a GPU found by cloud inventory until the node's telemetry reports it.",
+    )
     model = models.CharField(max_length=100, help_text="As NVML names it, e.g. 'NVIDIA H100 80GB HBM3'.")
     memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     power_limit_w = models.PositiveIntegerField(null=True, blank=True)
+    # The latest reading, kept on the row so lists and the overview need no scan of the sample table.
+    sampled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    util_pct = models.FloatField(null=True, blank=True, editable=False)
+    mem_used_mib = models.FloatField(null=True, blank=True, editable=False)
+    power_w = models.FloatField(null=True, blank=True, editable=False)
+    temp_c = models.FloatField(null=True, blank=True, editable=False)
+    sm_clock_mhz = models.FloatField(null=True, blank=True, editable=False)
+    idle_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Since when utilisation has stayed under the idle threshold."
+    )
 
     class Meta:
         ordering = ("node_id", "index")
@@ -238,3 +270,34 @@ class GPU(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.name}/gpu{self.index}"
+
+    def clean(self) -> None:
+        # "" would collide with the next unknown UUID under the unique constraint; unknown is NULL.
+        if not self.uuid:
+            self.uuid = None
+
+
+class InventoryScope(models.Model):
+    """One unit of cloud inventory sync (an AWS region, a GCP project): its last outcome and backoff state."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="inventory_scopes")
+    scope = models.CharField(max_length=64, help_text="AWS region, or GCP project id.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Backoff: skipped until then.")
+    last_error = models.TextField(blank=True)
+    nodes_seen = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("provider__name", "scope")
+        constraints = [
+            models.UniqueConstraint(fields=("provider", "scope"), name="%(app_label)s_%(class)s_unique_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}:{self.scope}"
+
+    @property
+    def ok(self) -> bool:
+        return self.consecutive_failures == 0 and self.last_success_at is not None
