@@ -267,6 +267,19 @@ INVENTORY_BACKOFF_MAX_S = env_int("INVENTORY_BACKOFF_MAX_S", 3600)
 # boto3 itself honours AWS_ENDPOINT_URL; GCP_COMPUTE_ENDPOINT must include its scheme (http://127.0.0.1:PORT).
 GCP_COMPUTE_ENDPOINT = os.environ.get("GCP_COMPUTE_ENDPOINT", "")
 
+TELEMETRY_POLL_INTERVAL_S = env_int("TELEMETRY_POLL_INTERVAL_S", 15)
+TELEMETRY_POLL_TIMEOUT_S = env_int("TELEMETRY_POLL_TIMEOUT_S", 5)
+# Endpoints fetched at once by one poll task.
+TELEMETRY_POLL_CONCURRENCY = env_int("TELEMETRY_POLL_CONCURRENCY", 128)
+# A node that fails this many polls in a row is marked unreachable (and comes back on its next answer).
+TELEMETRY_UNREACHABLE_AFTER_POLLS = env_int("TELEMETRY_UNREACHABLE_AFTER_POLLS", 3)
+TELEMETRY_RAW_RETENTION_H = env_int("TELEMETRY_RAW_RETENTION_H", 48)
+TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 400)
+TELEMETRY_FLEET_MINUTE_RETENTION_DAYS = env_int("TELEMETRY_FLEET_MINUTE_RETENTION_DAYS", 35)
+# A GPU is idle once its utilisation has stayed under the threshold for at least the duration.
+IDLE_UTIL_THRESHOLD_PCT = env_int("IDLE_UTIL_THRESHOLD_PCT", 5)
+IDLE_MIN_DURATION_S = env_int("IDLE_MIN_DURATION_S", 900)
+
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",

@@ -258,6 +258,11 @@ class GPU(models.Model):
     idle_since = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Since when utilisation has stayed under the idle threshold."
     )
+    # Counters as last reported, to turn the exporter's cumulative values into health events.
+    xid_last = models.BigIntegerField(default=0, editable=False)
+    ecc_sbe_total = models.FloatField(null=True, blank=True, editable=False)
+    ecc_dbe_total = models.FloatField(null=True, blank=True, editable=False)
+    lost = models.BooleanField(default=False, editable=False, help_text="NVML reports the GPU as lost.")
 
     class Meta:
         ordering = ("node_id", "index")

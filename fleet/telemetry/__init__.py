@@ -1,0 +1,1 @@
+"""GPU telemetry: parsing dcgm-exporter/agent output, storing samples, roll-ups, polling, idle and health."""

@@ -1,0 +1,334 @@
+"""Polling: fetch every node's /metrics concurrently, parse, store samples, update node and GPU state.
+
+One call polls many nodes; a node that times out or answers badly affects only its own row (failure count,
+then ``unreachable``), never the others'. Samples carry the poll *slot* (the time rounded down to the poll
+interval) as their timestamp, so a retried poll of the same slot stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from fleet.choices import HealthEventKind, NodeState
+from fleet.models import GPU, HealthEvent, Node
+from fleet.telemetry.exposition import GpuReading, parse_exposition
+from fleet.telemetry.storage import Sample, samples_ingest
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+POLLED_STATES = (NodeState.RUNNING, NodeState.UNREACHABLE)
+
+
+class TokenRefError(Exception):
+    """A node's token reference cannot be resolved (variable unset, file unreadable)."""
+
+
+def token_resolve(token_ref: str) -> str | None:
+    """The bearer token a reference names ('env:VAR' or 'file:/path'), None for no token."""
+    if not token_ref:
+        return None
+    scheme, _, target = token_ref.partition(":")
+    if scheme == "env":
+        value = os.environ.get(target)
+        if not value:
+            raise TokenRefError(f"token variable {target} is not set on the worker")
+        return value.strip()
+    if scheme == "file":
+        try:
+            return Path(target).read_text().strip()
+        except OSError as exc:
+            raise TokenRefError(f"token file {target} cannot be read: {exc.strerror}") from None
+    raise TokenRefError(f"unknown token reference {token_ref!r}")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one endpoint answered: the body, or why there is none."""
+
+    node_id: int
+    body: str | None
+    error: str = ""
+    elapsed_s: float = 0.0
+
+
+def _fetch(node_id: int, url: str, token: str | None, timeout_s: float) -> FetchResult:
+    started = time.monotonic()
+    request = urllib.request.Request(url, headers={"Accept": "text/plain"})  # noqa: S310 - http(s) URLs only
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            body = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(body) > MAX_RESPONSE_BYTES:
+            error = f"response larger than {MAX_RESPONSE_BYTES // 2**20} MiB"
+            return FetchResult(node_id, None, error, time.monotonic() - started)
+        return FetchResult(node_id, body.decode("utf-8", "replace"), "", time.monotonic() - started)
+    except urllib.error.HTTPError as exc:
+        error = f"HTTP {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        error = "timed out" if isinstance(reason, TimeoutError | socket.timeout) else f"unreachable: {reason}"
+    except TimeoutError:
+        error = f"timed out after {timeout_s:g} s"
+    except (OSError, ValueError) as exc:
+        error = f"failed: {exc}"
+    return FetchResult(node_id, None, error, time.monotonic() - started)
+
+
+def fetch_many(
+    targets: Iterable[tuple[int, str, str | None]], *, timeout_s: float, concurrency: int
+) -> list[FetchResult]:
+    """Fetch (node_id, url, token) targets concurrently, each with its own timeout."""
+    targets = list(targets)
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(targets)))) as pool:
+        return list(pool.map(lambda t: _fetch(t[0], t[1], t[2], timeout_s), targets))
+
+
+def poll_slot(now: datetime) -> datetime:
+    """``now`` rounded down to the poll interval: the timestamp of this poll's samples."""
+    interval = settings.TELEMETRY_POLL_INTERVAL_S
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % interval, tz=UTC)
+
+
+@dataclass
+class PollReport:
+    """What one poll did."""
+
+    slot: datetime
+    nodes_polled: int = 0
+    nodes_ok: int = 0
+    samples_added: int = 0
+    gpus_seen: int = 0
+    gpus_created: int = 0
+    malformed_lines: int = 0
+    health_events: int = 0
+    marked_unreachable: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "slot": self.slot.isoformat(),
+            "nodes_polled": self.nodes_polled,
+            "nodes_ok": self.nodes_ok,
+            "samples_added": self.samples_added,
+            "gpus_seen": self.gpus_seen,
+            "gpus_created": self.gpus_created,
+            "malformed_lines": self.malformed_lines,
+            "health_events": self.health_events,
+            "marked_unreachable": self.marked_unreachable,
+            "errors": {str(k): v for k, v in self.errors.items()},
+        }
+
+
+def telemetry_poll(*, node_ids: Iterable[int] | None = None, now: datetime | None = None) -> PollReport:
+    """Poll the running and unreachable nodes that have an endpoint (or just ``node_ids``); store what they say."""
+    now = now or timezone.now()
+    report = PollReport(slot=poll_slot(now))
+    nodes = Node.objects.filter(state__in=POLLED_STATES).exclude(telemetry_url="")
+    if node_ids is not None:
+        nodes = nodes.filter(pk__in=list(node_ids))
+    rows = list(nodes.values_list("pk", "telemetry_url", "token_ref", "consecutive_poll_failures", "state"))
+    report.nodes_polled = len(rows)
+    targets, failures = [], {}
+    for pk, url, token_ref, *_ in rows:
+        try:
+            targets.append((pk, url, token_resolve(token_ref)))
+        except TokenRefError as exc:
+            failures[pk] = str(exc)
+    results = fetch_many(
+        targets, timeout_s=settings.TELEMETRY_POLL_TIMEOUT_S, concurrency=settings.TELEMETRY_POLL_CONCURRENCY
+    )
+    readings_by_node: dict[int, list[GpuReading]] = {}
+    for result in results:
+        if result.body is None:
+            failures[result.node_id] = result.error
+            continue
+        parsed = parse_exposition(result.body)
+        report.malformed_lines += parsed.malformed
+        readings_by_node[result.node_id] = list(parsed.readings.values())
+    report.nodes_ok = len(readings_by_node)
+    report.errors = failures
+    _store_readings(readings_by_node, report)
+    _update_nodes(rows, set(readings_by_node), failures, now, report)
+    return report
+
+
+def _store_readings(readings_by_node: dict[int, list[GpuReading]], report: PollReport) -> None:
+    """Match readings to GPU rows (creating or completing them), store samples and health events."""
+    if not readings_by_node:
+        return
+    gpus_by_uuid, gpus_by_slot = _gpu_index(readings_by_node)
+    samples, events, changed = [], [], {}
+    new_gpus: list[GPU] = []
+    for node_id, readings in readings_by_node.items():
+        for reading in readings:
+            gpu = gpus_by_uuid.get(reading.uuid) or gpus_by_slot.get((node_id, reading.index))
+            if gpu is None:
+                new_gpus.append(_gpu_from_reading(node_id, reading))
+                continue
+            if gpu.uuid != reading.uuid or gpu.node_id != node_id:
+                # Cloud inventory knows the GPU by its slot only, or the card moved to this node: NVML is right.
+                gpu.uuid, gpu.node_id = reading.uuid, node_id
+                changed[gpu.pk] = gpu
+            samples.append(_sample(gpu.pk, report.slot, reading))
+            if _health_update(gpu, reading, report.slot, events):
+                changed[gpu.pk] = gpu
+    if new_gpus:
+        _free_indexes(new_gpus)
+        GPU.objects.bulk_create(new_gpus, ignore_conflicts=True)
+        report.gpus_created = len(new_gpus)
+        # Fetch them back for their ids (bulk_create with ignore_conflicts does not set them).
+        for gpu in GPU.objects.filter(uuid__in=[g.uuid for g in new_gpus]):
+            reading = next(r for r in readings_by_node[gpu.node_id] if r.uuid == gpu.uuid)
+            samples.append(_sample(gpu.pk, report.slot, reading))
+    with transaction.atomic():
+        if changed:
+            GPU.objects.bulk_update(
+                list(changed.values()), ["uuid", "node", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost"]
+            )
+        report.samples_added = samples_ingest(samples=samples)
+        if events:
+            report.health_events = len(HealthEvent.objects.bulk_create(events, ignore_conflicts=True))
+    report.gpus_seen = len(samples)
+
+
+def _gpu_index(readings_by_node: dict[int, list[GpuReading]]):
+    uuids = [r.uuid for readings in readings_by_node.values() for r in readings]
+    fields = ("pk", "node_id", "index", "uuid", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost")
+    gpus = GPU.objects.filter(uuid__in=uuids).only(*fields)
+    by_uuid = {g.uuid: g for g in gpus}
+    by_slot = {
+        (g.node_id, g.index): g
+        for g in GPU.objects.filter(node_id__in=list(readings_by_node), uuid__isnull=True).only(*fields)
+    }
+    return by_uuid, by_slot
+
+
+def _free_indexes(new_gpus: list[GPU]) -> None:
+    """Give a new GPU whose index is already taken on its node the next free one.
+
+    Two GPUs claiming one index on one endpoint means the endpoint speaks for several hosts (an aggregating
+    exporter); keeping both beats dropping one.
+    """
+    taken = set(GPU.objects.filter(node_id__in={g.node_id for g in new_gpus}).values_list("node_id", "index"))
+    for gpu in new_gpus:
+        while (gpu.node_id, gpu.index) in taken:
+            gpu.index += 1
+        taken.add((gpu.node_id, gpu.index))
+
+
+def _gpu_from_reading(node_id: int, reading: GpuReading) -> GPU:
+    """A GPU row for a GPU first seen in telemetry (e.g. a node registered by its dcgm-exporter URL)."""
+    index = reading.index if reading.index is not None else 0
+    total = reading.memory_total_mib
+    return GPU(
+        node_id=node_id,
+        index=index,
+        uuid=reading.uuid,
+        model=reading.model_name or "unknown",
+        memory_mib=max(1, round(total)) if total else 1,
+        power_limit_w=round(reading.power_limit_w) if reading.power_limit_w else None,
+    )
+
+
+def _sample(gpu_id: int, slot: datetime, r: GpuReading) -> Sample:
+    return Sample(gpu_id, slot, r.util_pct, r.mem_used_mib, r.power_w, r.temp_c, r.sm_clock_mhz)
+
+
+def _health_update(gpu: GPU, reading: GpuReading, when: datetime, events: list[HealthEvent]) -> bool:
+    """Turn the exporter's XID, ECC and lost-GPU values into events; return whether the GPU's counters moved."""
+    changed = False
+    if reading.xid is not None:
+        xid = int(reading.xid)
+        # dcgm-exporter reports the *last* XID seen, so a new event is a change to a non-zero code.
+        if xid and xid != gpu.xid_last:
+            events.append(
+                HealthEvent(
+                    gpu=gpu,
+                    node_id=gpu.node_id,
+                    occurred_at=when,
+                    kind=HealthEventKind.XID,
+                    code=xid,
+                    message=f"XID {xid}",
+                )
+            )
+        if xid != gpu.xid_last:
+            gpu.xid_last, changed = xid, True
+    for attr, total_attr, kind in (
+        ("ecc_sbe", "ecc_sbe_total", HealthEventKind.ECC_SBE),
+        ("ecc_dbe", "ecc_dbe_total", HealthEventKind.ECC_DBE),
+    ):
+        value = getattr(reading, attr)
+        if value is None:
+            value = getattr(reading, f"{attr}_agg")
+        if value is None:
+            continue
+        previous = getattr(gpu, total_attr)
+        if previous is not None and value > previous:
+            events.append(
+                HealthEvent(
+                    gpu=gpu,
+                    node_id=gpu.node_id,
+                    occurred_at=when,
+                    kind=kind,
+                    code=int(value - previous),
+                    message=f"{int(value - previous)} new errors",
+                )
+            )
+        if value != previous:
+            setattr(gpu, total_attr, value)
+            changed = True
+    lost = bool(reading.lost)
+    if lost and not gpu.lost:
+        events.append(
+            HealthEvent(
+                gpu=gpu,
+                node_id=gpu.node_id,
+                occurred_at=when,
+                kind=HealthEventKind.GPU_LOST,
+                message="NVML reports the GPU as lost",
+            )
+        )
+    if lost != gpu.lost:
+        gpu.lost, changed = lost, True
+    return changed
+
+
+def _update_nodes(rows, ok_ids: set[int], failures: dict[int, str], now: datetime, report: PollReport) -> None:
+    """Mark answering nodes seen (and reachable again); count failures and mark nodes unreachable at N."""
+    if ok_ids:
+        Node.objects.filter(pk__in=ok_ids).update(
+            last_seen=now,
+            consecutive_poll_failures=0,
+            last_poll_error="",
+            state=Case(When(state=NodeState.UNREACHABLE, then=Value(NodeState.RUNNING)), default=F("state")),
+        )
+    failed = []
+    for pk, _url, _ref, count, state in rows:
+        if pk not in failures:
+            continue
+        node = Node(pk=pk, consecutive_poll_failures=count + 1, last_poll_error=failures[pk][:500], state=state)
+        if node.consecutive_poll_failures >= settings.TELEMETRY_UNREACHABLE_AFTER_POLLS and (
+            state != NodeState.UNREACHABLE
+        ):
+            node.state = NodeState.UNREACHABLE
+            report.marked_unreachable.append(pk)
+        failed.append(node)
+    if failed:
+        Node.objects.bulk_update(failed, ["consecutive_poll_failures", "last_poll_error", "state"])
