@@ -26,3 +26,15 @@ class FleetdeckModelPermissions(permissions.DjangoModelPermissions):
         if getattr(view, "queryset", None) is None and not hasattr(view, "get_queryset"):
             return True  # not a model view (the API root): being authenticated is enough
         return super().has_permission(request, view)
+
+
+class FleetdeckChangePermissions(FleetdeckModelPermissions):
+    """For verbs that act on an existing object (``POST …/{id}/sync/``): they need the model's change permission."""
+
+    perms_map = {**FleetdeckModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
+
+
+class ModelActionPermissions(FleetdeckModelPermissions):
+    """For verbs on an existing object (poll a node, sync a provider): POST needs ``change_``, not ``add_``."""
+
+    perms_map = {**FleetdeckModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}

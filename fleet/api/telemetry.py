@@ -1,0 +1,158 @@
+"""Telemetry API: poll a node now, and time series for a GPU, a node or the fleet."""
+
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
+from fleet.models import GPU, Node
+from fleet.telemetry.poll import POLLED_STATES, telemetry_poll
+from fleet.telemetry.series import SeriesRangeError, fleet_series, gpu_series, series_window
+
+
+class SeriesQuerySerializer(serializers.Serializer):
+    """?start=&end=&step= (ISO 8601 times; step in seconds); defaults: the last 24 h, about 300 points."""
+
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    step = serializers.IntegerField(required=False, min_value=1, max_value=86400 * 31)
+
+    def window(self):
+        data = self.validated_data
+        try:
+            return series_window(start=data.get("start"), end=data.get("end"), step_s=data.get("step"))
+        except SeriesRangeError as exc:
+            raise ValidationError({"step" if "step" in str(exc) else "start": [str(exc)]}) from None
+
+
+class PointSerializer(serializers.Serializer):
+    t = serializers.DateTimeField()
+    util_pct = serializers.FloatField(allow_null=True)
+    power_w = serializers.FloatField(allow_null=True)
+    mem_used_mib = serializers.FloatField(allow_null=True, required=False)
+    temp_c = serializers.FloatField(allow_null=True, required=False)
+    gpus = serializers.IntegerField(required=False)
+
+
+class GpuSeriesSerializer(serializers.Serializer):
+    gpu = serializers.IntegerField()
+    uuid = serializers.CharField(allow_null=True)
+    index = serializers.IntegerField()
+    model = serializers.CharField()
+    points = PointSerializer(many=True)
+
+
+class SeriesResponseSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    step = serializers.IntegerField()
+    series = GpuSeriesSerializer(many=True)
+
+
+class FleetSeriesResponseSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    step = serializers.IntegerField()
+    providers = serializers.DictField(child=PointSerializer(many=True))
+
+
+class PollReportSerializer(serializers.Serializer):
+    slot = serializers.DateTimeField()
+    nodes_polled = serializers.IntegerField()
+    nodes_ok = serializers.IntegerField()
+    samples_added = serializers.IntegerField()
+    gpus_seen = serializers.IntegerField()
+    gpus_created = serializers.IntegerField()
+    malformed_lines = serializers.IntegerField()
+    health_events = serializers.IntegerField()
+    marked_unreachable = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.DictField(child=serializers.CharField())
+
+
+SERIES_PARAMETERS = [
+    OpenApiParameter("start", str, description="ISO 8601; default end - 24 h"),
+    OpenApiParameter("end", str, description="ISO 8601; default now"),
+    OpenApiParameter("step", int, description="seconds per point (≥ 15); default about 300 points"),
+]
+
+
+class _GPUReadView(APIView):
+    """Reads GPU telemetry: needs fleet.view_gpu."""
+
+    queryset = GPU.objects.all()  # for FleetdeckModelPermissions
+    permission_classes = [FleetdeckModelPermissions]
+
+    def _series(self, request, gpus):
+        query = SeriesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        window = query.window()
+        gpus = list(gpus)
+        points = gpu_series(gpu_ids=[g.pk for g in gpus], window=window)
+        body = {
+            "start": window.start,
+            "end": window.end,
+            "step": window.step_s,
+            "series": [
+                {"gpu": g.pk, "uuid": g.uuid, "index": g.index, "model": g.model, "points": points[g.pk]} for g in gpus
+            ],
+        }
+        return Response(SeriesResponseSerializer(body).data)
+
+
+class GPUSeriesView(_GPUReadView):
+    @extend_schema(parameters=SERIES_PARAMETERS, responses=SeriesResponseSerializer, operation_id="telemetry_gpu")
+    def get(self, request, pk: int):
+        return self._series(request, [get_object_or_404(GPU, pk=pk)])
+
+
+class NodeSeriesView(_GPUReadView):
+    @extend_schema(parameters=SERIES_PARAMETERS, responses=SeriesResponseSerializer, operation_id="telemetry_node")
+    def get(self, request, pk: int):
+        node = get_object_or_404(Node, pk=pk)
+        return self._series(request, node.gpus.order_by("index"))
+
+
+class FleetSeriesView(_GPUReadView):
+    @extend_schema(
+        parameters=SERIES_PARAMETERS, responses=FleetSeriesResponseSerializer, operation_id="telemetry_fleet"
+    )
+    def get(self, request):
+        query = SeriesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        window = query.window()
+        body = {
+            "start": window.start,
+            "end": window.end,
+            "step": max(window.step_s, 60),
+            "providers": fleet_series(window=window),
+        }
+        return Response(FleetSeriesResponseSerializer(body).data)
+
+
+class NodePollView(APIView):
+    """Poll one node's endpoint now and return what was ingested (needs fleet.change_node)."""
+
+    queryset = Node.objects.all()
+    permission_classes = [ModelActionPermissions]
+
+    @extend_schema(request=None, responses=PollReportSerializer, operation_id="nodes_poll")
+    def post(self, request, pk: int):
+        node = get_object_or_404(Node, pk=pk)
+        if not node.telemetry_url:
+            raise ValidationError({"telemetry_url": ["This node has no telemetry endpoint to poll."]})
+        if node.state not in POLLED_STATES:
+            raise ValidationError({"state": [f"A {node.state} node is not polled."]})
+        report = telemetry_poll(node_ids=[pk])
+        return Response(PollReportSerializer(report.as_dict()).data)
+
+
+urlpatterns = [
+    path("nodes/<int:pk>/poll/", NodePollView.as_view(), name="node-poll"),
+    path("telemetry/gpus/<int:pk>/", GPUSeriesView.as_view(), name="telemetry-gpu"),
+    path("telemetry/nodes/<int:pk>/", NodeSeriesView.as_view(), name="telemetry-node"),
+    path("telemetry/fleet/", FleetSeriesView.as_view(), name="telemetry-fleet"),
+]

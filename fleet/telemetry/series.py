@@ -1,0 +1,137 @@
+"""Time series reads for charts and the API: per GPU, per node, and fleet-wide by provider.
+
+Recent data (within TELEMETRY_RAW_RETENTION_H) comes from raw samples; older data from the hourly roll-ups'
+1-minute arrays (or their hourly aggregates when the step is an hour or more). Points are bucketed to the
+requested step with ``date_bin``; buckets without data are absent, not zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+MIN_STEP_S = 15
+MAX_POINTS = 5000
+# Steps offered when a caller gives none: about 300 points per range.
+NICE_STEPS_S = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # date_bin buckets align to it, so steps land on round times
+
+
+class SeriesRangeError(ValueError):
+    """A requested range or step that cannot be served."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A validated time range and step."""
+
+    start: datetime
+    end: datetime
+    step_s: int
+
+
+def series_window(
+    *, start: datetime | None, end: datetime | None, step_s: int | None, now: datetime | None = None
+) -> Window:
+    """Fill defaults (the last 24 h, about 300 points) and check the range; raises SeriesRangeError."""
+    now = now or timezone.now()
+    end = end or now
+    start = start or end - timedelta(hours=24)
+    if start >= end:
+        raise SeriesRangeError("start must be before end")
+    span_s = (end - start).total_seconds()
+    if step_s is None:
+        step_s = next((s for s in NICE_STEPS_S if span_s / s <= 300), NICE_STEPS_S[-1])
+    if step_s < MIN_STEP_S:
+        raise SeriesRangeError(f"step must be at least {MIN_STEP_S} s (the poll interval)")
+    if span_s / step_s > MAX_POINTS:
+        raise SeriesRangeError(f"at most {MAX_POINTS} points: use a step of at least {int(span_s // MAX_POINTS) + 1} s")
+    return Window(start, end, step_s)
+
+
+def _raw_cutoff(now: datetime) -> datetime:
+    return now - timedelta(hours=settings.TELEMETRY_RAW_RETENTION_H)
+
+
+def gpu_series(*, gpu_ids: list[int], window: Window, now: datetime | None = None) -> dict[int, list[dict]]:
+    """Per GPU: points {t, util_pct, power_w, mem_used_mib, temp_c} bucketed to the window's step."""
+    now = now or timezone.now()
+    cutoff = max(window.start, _raw_cutoff(now))
+    step = timedelta(seconds=window.step_s)
+    rows: list[tuple] = []
+    with connection.cursor() as cursor:
+        if window.start < cutoff:
+            older_end = min(window.end, cutoff)
+            if window.step_s >= 3600:
+                cursor.execute(
+                    """
+                    SELECT gpu_id, date_bin(%(step)s, hour, %(origin)s) AS t, AVG(util_avg), AVG(power_avg_w),
+                           MAX(mem_used_max_mib), MAX(temp_max_c)
+                    FROM fleet_gpu_hour
+                    WHERE gpu_id = ANY(%(ids)s) AND hour >= %(start)s AND hour < %(end)s
+                    GROUP BY 1, 2
+                    """,
+                    {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": window.start, "end": older_end},
+                )
+            else:
+                cursor.execute(
+                    """
+                    SELECT gpu_id, date_bin(%(step)s, hour + make_interval(mins => m), %(origin)s) AS t,
+                           AVG(u), AVG(p), MAX(mem), MAX(temp)
+                    FROM fleet_gpu_hour,
+                         unnest(minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c) AS x(m, u, p, mem, temp)
+                    WHERE gpu_id = ANY(%(ids)s) AND hour >= date_trunc('hour', %(start)s::timestamptz)
+                      AND hour < %(end)s
+                      AND hour + make_interval(mins => m) >= %(start)s AND hour + make_interval(mins => m) < %(end)s
+                    GROUP BY 1, 2
+                    """,
+                    {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": window.start, "end": older_end},
+                )
+            rows += cursor.fetchall()
+        if window.end > cutoff:
+            cursor.execute(
+                """
+                SELECT gpu_id, date_bin(%(step)s, ts, %(origin)s) AS t, AVG(util_pct), AVG(power_w),
+                       MAX(mem_used_mib), MAX(temp_c)
+                FROM fleet_gpu_sample
+                WHERE gpu_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s
+                GROUP BY 1, 2
+                """,
+                {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": cutoff, "end": window.end},
+            )
+            rows += cursor.fetchall()
+    series: dict[int, list[dict]] = {gpu_id: [] for gpu_id in gpu_ids}
+    for gpu_id, t, util, power, mem, temp in sorted(rows, key=lambda r: (r[0], r[1])):
+        series[gpu_id].append(
+            {"t": t, "util_pct": _num(util), "power_w": _num(power), "mem_used_mib": _num(mem), "temp_c": _num(temp)}
+        )
+    return series
+
+
+def fleet_series(*, window: Window) -> dict[str, list[dict]]:
+    """Per provider kind: points {t, gpus, util_pct, power_w} from the fleet minute series."""
+    step = timedelta(seconds=max(window.step_s, 60))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT provider_kind, date_bin(%(step)s, minute, %(origin)s) AS t,
+                   MAX(gpus), SUM(util_avg * gpus) / NULLIF(SUM(gpus), 0), AVG(power_w)
+            FROM fleet_fleet_minute
+            WHERE minute >= %(start)s AND minute < %(end)s
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            {"step": step, "origin": ORIGIN, "start": window.start, "end": window.end},
+        )
+        rows = cursor.fetchall()
+    series: dict[str, list[dict]] = {}
+    for kind, t, gpus, util, power in rows:
+        series.setdefault(kind, []).append({"t": t, "gpus": gpus, "util_pct": _num(util), "power_w": _num(power)})
+    return series
+
+
+def _num(value) -> float | None:
+    return None if value is None else round(float(value), 2)
