@@ -28,3 +28,24 @@ class HealthEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.code} on {self.gpu_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class GpuSample(models.Model):
+    """A raw sample row (read-only view of the partitioned table; written by COPY, see telemetry/storage.py)."""
+
+    pk = models.CompositePrimaryKey("gpu_id", "ts")
+    gpu = models.ForeignKey("fleet.GPU", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    ts = models.DateTimeField()
+    power_w = models.FloatField(null=True)
+    mem_used_mib = models.FloatField(null=True)
+    util_pct = models.SmallIntegerField(null=True)
+    temp_c = models.SmallIntegerField(null=True)
+    sm_clock_mhz = models.SmallIntegerField(null=True)
+
+    class Meta:
+        managed = False  # created by migration 0004's SQL: partitioned by day, which the ORM cannot express
+        db_table = "fleet_gpu_sample"
+        ordering = ("gpu_id", "ts")
+
+    def __str__(self) -> str:
+        return f"{self.gpu_id}@{self.ts:%Y-%m-%d %H:%M:%S}"

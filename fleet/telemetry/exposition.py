@@ -217,8 +217,12 @@ def parse_exposition(text: str) -> Exposition:
             reading.__dict__[attr] = value
         else:
             reading.mig_instances.setdefault(key.mig_instance, {})[attr] = value
+            # dcgm-exporter repeats device-wide fields (power, temperature, clocks) on every instance's series;
+            # only framebuffer values are per instance and add up to the GPU's.
             if attr in MIG_SUMMED:
                 reading.__dict__[attr] = (reading.__dict__[attr] or 0.0) + value
+            else:
+                reading.__dict__[attr] = value
     return result
 
 

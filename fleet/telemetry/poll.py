@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -164,18 +164,23 @@ def telemetry_poll(*, node_ids: Iterable[int] | None = None, now: datetime | Non
         readings_by_node[result.node_id] = list(parsed.readings.values())
     report.nodes_ok = len(readings_by_node)
     report.errors = failures
-    _store_readings(readings_by_node, report)
+    readings_store(readings_by_node, report)
     _update_nodes(rows, set(readings_by_node), failures, now, report)
     return report
 
 
-def _store_readings(readings_by_node: dict[int, list[GpuReading]], report: PollReport) -> None:
-    """Match readings to GPU rows (creating or completing them), store samples and health events."""
+def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollReport) -> None:
+    """Store parsed readings of several nodes for ``report.slot``.
+
+    Matches readings to GPU rows (creating or completing them), stores samples, turns counters into health
+    events. This is the ingest hot path: GPUs are read as plain rows, not model instances.
+    """
     if not readings_by_node:
         return
     gpus_by_uuid, gpus_by_slot = _gpu_index(readings_by_node)
     samples, events, changed = [], [], {}
     new_gpus: list[GPU] = []
+    gpu: _GpuRow | None
     for node_id, readings in readings_by_node.items():
         for reading in readings:
             gpu = gpus_by_uuid.get(reading.uuid) or gpus_by_slot.get((node_id, reading.index))
@@ -199,24 +204,62 @@ def _store_readings(readings_by_node: dict[int, list[GpuReading]], report: PollR
             samples.append(_sample(gpu.pk, report.slot, reading))
     with transaction.atomic():
         if changed:
-            GPU.objects.bulk_update(
-                list(changed.values()), ["uuid", "node", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost"]
-            )
+            _gpus_update(list(changed.values()))
         report.samples_added = samples_ingest(samples=samples)
         if events:
             report.health_events = len(HealthEvent.objects.bulk_create(events, ignore_conflicts=True))
     report.gpus_seen = len(samples)
 
 
+class _GpuRow:
+    """The columns of a GPU the ingest path reads and may change."""
+
+    __slots__ = ("pk", "node_id", "index", "uuid", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost")
+    FIELDS = ("pk", "node_id", "index", "uuid", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost")
+
+    def __init__(self, row: tuple) -> None:
+        for name, value in zip(self.FIELDS, row, strict=True):
+            setattr(self, name, value)
+
+
+def _gpus_update(gpus: list[_GpuRow]) -> None:
+    """Write the identity and health counters of many GPUs in one statement.
+
+    Measured: Django's bulk_update (one CASE per column) took 2.5 s for 1,000 GPUs; this takes milliseconds.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE fleet_gpu AS g SET uuid = v.uuid, node_id = v.node_id, xid_last = v.xid_last,
+                   ecc_sbe_total = v.ecc_sbe_total, ecc_dbe_total = v.ecc_dbe_total, lost = v.lost
+            FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::bigint[], %s::float8[], %s::float8[],
+                        %s::boolean[]) AS v(id, uuid, node_id, xid_last, ecc_sbe_total, ecc_dbe_total, lost)
+            WHERE g.id = v.id
+            """,
+            [
+                [g.pk for g in gpus],
+                [g.uuid for g in gpus],
+                [g.node_id for g in gpus],
+                [g.xid_last for g in gpus],
+                [g.ecc_sbe_total for g in gpus],
+                [g.ecc_dbe_total for g in gpus],
+                [g.lost for g in gpus],
+            ],
+        )
+
+
 def _gpu_index(readings_by_node: dict[int, list[GpuReading]]):
     uuids = [r.uuid for readings in readings_by_node.values() for r in readings]
-    fields = ("pk", "node_id", "index", "uuid", "xid_last", "ecc_sbe_total", "ecc_dbe_total", "lost")
-    gpus = GPU.objects.filter(uuid__in=uuids).only(*fields)
-    by_uuid = {g.uuid: g for g in gpus}
-    by_slot = {
-        (g.node_id, g.index): g
-        for g in GPU.objects.filter(node_id__in=list(readings_by_node), uuid__isnull=True).only(*fields)
-    }
+    columns = 'id, node_id, "index", uuid, xid_last, ecc_sbe_total, ecc_dbe_total, lost'
+    with connection.cursor() as cursor:
+        # Array parameters: binding ten thousand `IN (%s, …)` parameters cost more than running the query.
+        cursor.execute(f"SELECT {columns} FROM fleet_gpu WHERE uuid = ANY(%s)", [uuids])  # noqa: S608
+        by_uuid = {row[3]: _GpuRow(row) for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT {columns} FROM fleet_gpu WHERE node_id = ANY(%s) AND uuid IS NULL",  # noqa: S608
+            [list(readings_by_node)],
+        )
+        by_slot = {(row[1], row[2]): _GpuRow(row) for row in cursor.fetchall()}
     return by_uuid, by_slot
 
 
@@ -251,7 +294,7 @@ def _sample(gpu_id: int, slot: datetime, r: GpuReading) -> Sample:
     return Sample(gpu_id, slot, r.util_pct, r.mem_used_mib, r.power_w, r.temp_c, r.sm_clock_mhz)
 
 
-def _health_update(gpu: GPU, reading: GpuReading, when: datetime, events: list[HealthEvent]) -> bool:
+def _health_update(gpu: _GpuRow, reading: GpuReading, when: datetime, events: list[HealthEvent]) -> bool:
     """Turn the exporter's XID, ECC and lost-GPU values into events; return whether the GPU's counters moved."""
     changed = False
     if reading.xid is not None:
@@ -260,7 +303,7 @@ def _health_update(gpu: GPU, reading: GpuReading, when: datetime, events: list[H
         if xid and xid != gpu.xid_last:
             events.append(
                 HealthEvent(
-                    gpu=gpu,
+                    gpu_id=gpu.pk,
                     node_id=gpu.node_id,
                     occurred_at=when,
                     kind=HealthEventKind.XID,
@@ -283,7 +326,7 @@ def _health_update(gpu: GPU, reading: GpuReading, when: datetime, events: list[H
         if previous is not None and value > previous:
             events.append(
                 HealthEvent(
-                    gpu=gpu,
+                    gpu_id=gpu.pk,
                     node_id=gpu.node_id,
                     occurred_at=when,
                     kind=kind,
@@ -298,7 +341,7 @@ def _health_update(gpu: GPU, reading: GpuReading, when: datetime, events: list[H
     if lost and not gpu.lost:
         events.append(
             HealthEvent(
-                gpu=gpu,
+                gpu_id=gpu.pk,
                 node_id=gpu.node_id,
                 occurred_at=when,
                 kind=HealthEventKind.GPU_LOST,

@@ -79,11 +79,12 @@ def samples_ingest(*, samples: Iterable[Sample]) -> int:
         with cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
             copy.write(text)
         cursor.execute(
-            f"INSERT INTO fleet_gpu_sample ({columns}) SELECT DISTINCT ON (gpu_id, ts) {columns} "
-            f"FROM {STAGING_TABLE} ORDER BY gpu_id, ts ON CONFLICT DO NOTHING"
+            # DO NOTHING also skips a duplicate inside the batch itself, so no DISTINCT (and no sort) is needed.
+            f"INSERT INTO fleet_gpu_sample ({columns}) SELECT {columns} FROM {STAGING_TABLE} ON CONFLICT DO NOTHING"
         )
         added = cursor.rowcount
-        # The latest reading of each GPU in this batch, onto its row, without moving backwards in time.
+        # The latest reading of each GPU in this batch, onto its row, without moving backwards in time. A poll
+        # has one sample per GPU; should a batch hold several, PostgreSQL applies one of them, which is enough.
         cursor.execute(
             f"""
             UPDATE fleet_gpu AS g SET
@@ -92,7 +93,7 @@ def samples_ingest(*, samples: Iterable[Sample]) -> int:
                 idle_since = CASE WHEN s.util_pct IS NULL THEN g.idle_since
                                   WHEN s.util_pct < %s THEN COALESCE(g.idle_since, s.ts)
                                   ELSE NULL END
-            FROM (SELECT DISTINCT ON (gpu_id) * FROM {STAGING_TABLE} ORDER BY gpu_id, ts DESC) AS s
+            FROM {STAGING_TABLE} AS s
             WHERE g.id = s.gpu_id AND (g.sampled_at IS NULL OR g.sampled_at <= s.ts)
             """,
             [threshold],

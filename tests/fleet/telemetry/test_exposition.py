@@ -54,11 +54,16 @@ def test_mig_instances_are_kept_and_memory_summed():
     text = (
         f'DCGM_FI_DEV_FB_USED{{{base},GPU_I_ID="1"}} 1000\n'
         f'DCGM_FI_DEV_FB_USED{{{base},GPU_I_ID="2"}} 2500\n'
-        f'DCGM_FI_DEV_GPU_TEMP{{UUID="GPU-cccc3333-0000",gpu="0"}} 40\n'
+        f'DCGM_FI_DEV_POWER_USAGE{{{base},GPU_I_ID="1"}} 312.5\n'
+        f'DCGM_FI_DEV_POWER_USAGE{{{base},GPU_I_ID="2"}} 312.5\n'
     )
     reading = parse_exposition(text).readings["GPU-cccc3333-0000"]
     assert reading.mem_used_mib == 3500.0
-    assert reading.mig_instances == {"1": {"mem_used_mib": 1000.0}, "2": {"mem_used_mib": 2500.0}}
+    assert reading.power_w == 312.5  # device-wide, repeated per instance: taken once, not summed
+    assert reading.mig_instances == {
+        "1": {"mem_used_mib": 1000.0, "power_w": 312.5},
+        "2": {"mem_used_mib": 2500.0, "power_w": 312.5},
+    }
 
 
 @pytest.mark.parametrize(
