@@ -9,7 +9,9 @@ DEMO_USER ?= demo
 DEMO_PASSWORD ?= fleetdeck-demo
 DEMO_NODES ?= 300
 PYTEST_ARGS ?=
-export HOST PORT
+# The demo's simulated agents and the poller share this bearer token (never use it outside the demo).
+FLEETDECK_AGENT_TOKEN ?= demo-agent-token
+export HOST PORT FLEETDECK_AGENT_TOKEN
 
 .PHONY: install demo test lint stop clean lock
 
@@ -28,7 +30,7 @@ demo: install
 	@echo ""
 	@echo "  Fleetdeck is starting at http://$(HOST):$(PORT)/"
 	@echo "  Log in as $(DEMO_USER) / $(DEMO_PASSWORD)   (API docs: http://$(HOST):$(PORT)/api/docs/)"
-	@echo "  Ctrl-C stops web, worker and beat; 'make stop' also stops the embedded PostgreSQL."
+	@echo "  Ctrl-C stops web, worker, beat and the fleet simulator; 'make stop' also stops the embedded PostgreSQL."
 	@echo ""
 	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(BIN)/honcho -f Procfile.demo start
 

@@ -15,6 +15,7 @@ from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
 from fleet.models import GPU, Node, Project, Provider, Site, Team
 
+DEMO_SIMULATOR_URL = "http://127.0.0.1:9500"
 DEMO_PROVIDERS = (
     # name, kind, account id, credential reference
     ("onprem", ProviderKind.ONPREM, "", ""),
@@ -146,10 +147,11 @@ def _state(rng: random.Random, onprem: bool) -> NodeState:
 
 
 @transaction.atomic
-def demo_fleet_seed(*, nodes: int = 300, seed: int = 7) -> dict[str, int]:
+def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEMO_SIMULATOR_URL) -> dict[str, int]:
     """Create the demo providers, sites, teams, projects, ``nodes`` nodes and their GPUs; return the counts.
 
-    Deterministic for a given ``seed``. Refuses to run twice: call ``demo_fleet_delete`` first.
+    Deterministic for a given ``seed``. Refuses to run twice: call ``demo_fleet_delete`` first. Nodes report
+    through the fleet simulator at ``simulator_url`` (``manage.py simulate``).
     """
     if Provider.objects.filter(name__in=[p[0] for p in DEMO_PROVIDERS]).exists():
         raise ValueError("The demo fleet is already seeded; delete it first (seed_demo --reset).")
@@ -213,10 +215,9 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7) -> dict[str, int]:
                     team=project.team,
                     project=project,
                     labels={"env": rng.choice(["prod", "prod", "staging"]), "owner": project.team.slug},
-                    telemetry_url=f"http://{name}.{demo_site.short}.fleet.internal:9400/metrics",
+                    telemetry_url=f"{simulator_url.rstrip('/')}/nodes/{name}/metrics",
                     token_ref="env:FLEETDECK_AGENT_TOKEN",  # noqa: S106 - a reference, not a token
                     launched_at=now - timedelta(hours=rng.randrange(2, 24 * 400)),
-                    last_seen=now - timedelta(seconds=rng.randrange(0, 30)) if state == NodeState.RUNNING else None,
                 )
             )
             gpu_plan.append(itype)

@@ -152,7 +152,7 @@ def _series_key(labels: str) -> _SeriesKey | str:
     else:
         uuid = parsed.get("UUID", "")
         gpu = parsed.get("gpu", "")
-        if not uuid:
+        if not uuid and not gpu:
             result = "no UUID label"
         elif gpu and not gpu.isdigit():
             result = "gpu label is not an index"
@@ -204,9 +204,10 @@ def parse_exposition(text: str) -> Exposition:
         result.series += 1
         if value != value or value == math.inf or value == -math.inf:
             continue  # exporters write NaN for "no data"; store nothing rather than a fake value
-        reading = readings.get(key.uuid)
+        reading_key = key.uuid or f"#{key.index}"  # a GPU lost before it was ever read has no UUID
+        reading = readings.get(reading_key)
         if reading is None:
-            reading = readings[key.uuid] = GpuReading(
+            reading = readings[reading_key] = GpuReading(
                 uuid=key.uuid,
                 index=key.index,
                 model_name=key.model_name,

@@ -180,9 +180,13 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
     gpus_by_uuid, gpus_by_slot = _gpu_index(readings_by_node)
     samples, events, changed = [], [], {}
     new_gpus: list[GPU] = []
+    nameless: list[tuple[int, GpuReading]] = []
     gpu: _GpuRow | None
     for node_id, readings in readings_by_node.items():
         for reading in readings:
+            if not reading.uuid:
+                nameless.append((node_id, reading))
+                continue
             gpu = gpus_by_uuid.get(reading.uuid) or gpus_by_slot.get((node_id, reading.index))
             if gpu is None:
                 new_gpus.append(_gpu_from_reading(node_id, reading))
@@ -193,6 +197,13 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
                 changed[gpu.pk] = gpu
             samples.append(_sample(gpu.pk, report.slot, reading))
             if _health_update(gpu, reading, report.slot, events):
+                changed[gpu.pk] = gpu
+    if nameless:
+        # Readings without a UUID (a GPU lost before the agent read it) can only speak to health, by slot.
+        by_node_index = _gpus_by_slot({node_id for node_id, _ in nameless})
+        for node_id, reading in nameless:
+            gpu = by_node_index.get((node_id, reading.index))
+            if gpu is not None and _health_update(gpu, reading, report.slot, events):
                 changed[gpu.pk] = gpu
     if new_gpus:
         _free_indexes(new_gpus)
@@ -209,6 +220,9 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
         if events:
             report.health_events = len(HealthEvent.objects.bulk_create(events, ignore_conflicts=True))
     report.gpus_seen = len(samples)
+
+
+_GPU_ROW_COLUMNS = 'id, node_id, "index", uuid, xid_last, ecc_sbe_total, ecc_dbe_total, lost'
 
 
 class _GpuRow:
@@ -249,8 +263,8 @@ def _gpus_update(gpus: list[_GpuRow]) -> None:
 
 
 def _gpu_index(readings_by_node: dict[int, list[GpuReading]]):
-    uuids = [r.uuid for readings in readings_by_node.values() for r in readings]
-    columns = 'id, node_id, "index", uuid, xid_last, ecc_sbe_total, ecc_dbe_total, lost'
+    uuids = [r.uuid for readings in readings_by_node.values() for r in readings if r.uuid]
+    columns = _GPU_ROW_COLUMNS
     with connection.cursor() as cursor:
         # Array parameters: binding ten thousand `IN (%s, …)` parameters cost more than running the query.
         cursor.execute(f"SELECT {columns} FROM fleet_gpu WHERE uuid = ANY(%s)", [uuids])  # noqa: S608
@@ -261,6 +275,12 @@ def _gpu_index(readings_by_node: dict[int, list[GpuReading]]):
         )
         by_slot = {(row[1], row[2]): _GpuRow(row) for row in cursor.fetchall()}
     return by_uuid, by_slot
+
+
+def _gpus_by_slot(node_ids: set[int]) -> dict[tuple[int, int], _GpuRow]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_GPU_ROW_COLUMNS} FROM fleet_gpu WHERE node_id = ANY(%s)", [list(node_ids)])  # noqa: S608
+        return {(row[1], row[2]): _GpuRow(row) for row in cursor.fetchall()}
 
 
 def _free_indexes(new_gpus: list[GPU]) -> None:

@@ -71,7 +71,7 @@ def test_mig_instances_are_kept_and_memory_summed():
     [
         ('DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-dddd4444-0000"} abc', "not a number"),
         ('DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-dddd4444-0000"', "unclosed"),
-        ('DCGM_FI_DEV_GPU_UTIL{gpu="0"} 5', "no UUID"),
+        ('DCGM_FI_DEV_GPU_UTIL{pod="x"} 5', "no UUID"),
         ('DCGM_FI_DEV_GPU_UTIL{gpu="zero",UUID="GPU-dddd4444-0000"} 5', "not an index"),
         ('DCGM_FI_DEV_GPU_UTIL{gpu=0,UUID="GPU-dddd4444-0000"} 5', "unparseable labels"),
         ('DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-dddd4444-0000"}', "expected a value"),

@@ -181,3 +181,12 @@ def test_only_the_given_nodes_are_polled(node_with_gpus, exporter):
     exporter.bodies["other"] = dcgm_text([])
     report = telemetry_poll(node_ids=[other.pk], now=NOW)
     assert report.nodes_polled == 1 and [p for p, _ in exporter.requests] == ["/other/metrics"]
+
+
+def test_a_gpu_lost_before_it_was_named_is_matched_by_its_index(node_with_gpus, exporter):
+    _, _, b = node_with_gpus
+    exporter.bodies["n1"] = 'fleetdeck_agent_gpu_lost{gpu="1",UUID="",device="nvidia1",modelName=""} 1\n'
+    report = telemetry_poll(now=NOW)
+    assert report.malformed_lines == 0 and report.samples_added == 0
+    b.refresh_from_db()
+    assert b.lost and HealthEvent.objects.get().gpu_id == b.pk
