@@ -279,6 +279,10 @@ TELEMETRY_FLEET_MINUTE_RETENTION_DAYS = env_int("TELEMETRY_FLEET_MINUTE_RETENTIO
 # A GPU is idle once its utilisation has stayed under the threshold for at least the duration.
 IDLE_UTIL_THRESHOLD_PCT = env_int("IDLE_UTIL_THRESHOLD_PCT", 5)
 IDLE_MIN_DURATION_S = env_int("IDLE_MIN_DURATION_S", 900)
+# How often live dashboard panels refresh themselves (HTMX polling).
+DASHBOARD_REFRESH_S = env_int("DASHBOARD_REFRESH_S", 15)
+# The overview's fleet-wide figures are shared by all viewers for this long (0 turns the cache off).
+DASHBOARD_CACHE_S = env_int("DASHBOARD_CACHE_S", 5)
 
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

@@ -30,6 +30,7 @@ GPU_SPECS: dict[str, GpuSpec] = {
     for spec in (
         GpuSpec("H100", "NVIDIA H100 80GB HBM3", 81920, 700),
         GpuSpec("H200", "NVIDIA H200", 144384, 700),
+        GpuSpec("B200", "NVIDIA B200", 183359, 1000),
         GpuSpec("A100-40GB", "NVIDIA A100-SXM4-40GB", 40960, 400),
         GpuSpec("A100-80GB", "NVIDIA A100-SXM4-80GB", 81920, 500),
         GpuSpec("A10G", "NVIDIA A10G", 22888, 300),
@@ -55,6 +56,7 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
     for it in (
         InstanceType("p5.48xlarge", ProviderKind.AWS, "H100", 8),
         InstanceType("p5e.48xlarge", ProviderKind.AWS, "H200", 8),
+        InstanceType("p6-b200.48xlarge", ProviderKind.AWS, "B200", 8),
         InstanceType("p4d.24xlarge", ProviderKind.AWS, "A100-40GB", 8),
         InstanceType("p4de.24xlarge", ProviderKind.AWS, "A100-80GB", 8),
         InstanceType("g5.xlarge", ProviderKind.AWS, "A10G", 1),

@@ -1,11 +1,14 @@
 """Filter sets shared by the HTML lists and the REST API (one definition of every filter)."""
 
 import django_filters as filters
+from django import forms
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from core.filters import ModelMultipleKeyFilter, StableOrderingFilter
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
-from fleet.models import GPU, Node, Project, Provider, Site, Team
+from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Team
+from fleet.selectors import gpu_idle_q
 
 
 class ProviderFilterSet(filters.FilterSet):
@@ -54,6 +57,12 @@ class NodeFilterSet(filters.FilterSet):
     lifecycle = filters.MultipleChoiceFilter(choices=NodeLifecycle.choices)
     team = ModelMultipleKeyFilter(field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug")
     gpu_model = filters.CharFilter(method="filter_gpu_model", label="GPU model")
+    idle = filters.BooleanFilter(
+        method="filter_idle",
+        label="Has idle GPUs",
+        # Django's NullBooleanSelect would send "unknown" for "any" and put it in every URL.
+        widget=forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")]),
+    )
     ordering = StableOrderingFilter(
         fields=(
             ("name", "name"),
@@ -77,6 +86,10 @@ class NodeFilterSet(filters.FilterSet):
             Q(name__icontains=value) | Q(external_id__icontains=value) | Q(instance_type__icontains=value)
         )
 
+    def filter_idle(self, queryset, name, value):
+        has_idle = Exists(GPU.objects.filter(gpu_idle_q(timezone.now()), node=OuterRef("pk")))
+        return queryset.filter(has_idle) if value else queryset.exclude(has_idle)
+
     def filter_gpu_model(self, queryset, name, value):
         value = value.strip()
         if not value:
@@ -93,3 +106,26 @@ class GPUFilterSet(filters.FilterSet):
     class Meta:
         model = GPU
         fields = ("node", "uuid", "index")
+
+
+class InventoryScopeFilterSet(filters.FilterSet):
+    provider_kind = filters.MultipleChoiceFilter(field_name="provider__kind", choices=ProviderKind.choices)
+    failing = filters.BooleanFilter(method="filter_failing", label="Failing")
+    ordering = StableOrderingFilter(
+        fields=(
+            ("provider__name", "provider"),
+            ("scope", "scope"),
+            ("last_attempt_at", "last_attempt_at"),
+            ("last_success_at", "last_success_at"),
+            ("consecutive_failures", "consecutive_failures"),
+        )
+    )
+
+    class Meta:
+        model = InventoryScope
+        fields = ("provider", "scope")
+
+    def filter_failing(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(consecutive_failures__gt=0) if value else queryset.filter(consecutive_failures=0)

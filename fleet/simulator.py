@@ -58,8 +58,21 @@ class VirtualNode:
 class FleetSimulator:
     """Many virtual agents behind one router: ``handle('/nodes/<name>/metrics', ...)``."""
 
-    def __init__(self, *, token: str | None, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+        render_cache_s: float = 0,
+        faults: bool = True,
+    ) -> None:
+        """``render_cache_s`` > 0 serves a node's last answer for that long, and ``faults=False`` turns off
+        outages, XID errors and lost GPUs (benchmarks: the poller, not the simulator, is what is measured)."""
         self.token = token
+        self.faults = faults
+        self.render_cache_s = render_cache_s
+        self._cache: dict[tuple[str, str, str | None, str], tuple[float, Response]] = {}
         self.seed = seed
         self.clock = clock
         self.nodes: dict[str, VirtualNode] = {}
@@ -82,7 +95,7 @@ class FleetSimulator:
             agent=Agent(Collector(nvml, hostname=name), token=self.token),
             behaviour=behaviour,
             phase_s=_unit(self.seed, name, "phase") * S_PER_DAY,
-            flaky=_unit(self.seed, name, "flaky") < FLAKY_SHARE,
+            flaky=self.faults and _unit(self.seed, name, "flaky") < FLAKY_SHARE,
         )
         with self._lock:
             self.nodes[name] = node
@@ -107,6 +120,8 @@ class FleetSimulator:
         """Move the node's fake GPUs to their state at ``now`` (load, XID errors, lost GPUs)."""
         for gpu in node.nvml.gpus:
             node.nvml.set_load(gpu.index, util_pct=self.utilisation(node, gpu.index, now))
+        if not self.faults:
+            return
         hour = int(now // 3600)
         if hour != node.last_xid_hour:
             node.last_xid_hour = hour
@@ -131,8 +146,15 @@ class FleetSimulator:
         now = self.clock()
         if self.is_down(node, now):
             return Response(HTTPStatus.SERVICE_UNAVAILABLE, b"node is down (simulated outage)\n")
+        key = (name, rest, authorization, accept_encoding)
+        cached = self._cache.get(key) if self.render_cache_s else None
+        if cached is not None and now - cached[0] < self.render_cache_s:
+            return cached[1]
         self.update(node, now)
-        return node.agent.handle("/" + rest, authorization=authorization, accept_encoding=accept_encoding)
+        response = node.agent.handle("/" + rest, authorization=authorization, accept_encoding=accept_encoding)
+        if self.render_cache_s:
+            self._cache[key] = (now, response)
+        return response
 
     def url(self, base: str, name: str) -> str:
         """The telemetry URL of node ``name`` on a simulator served at ``base`` (http://host:port)."""

@@ -1,14 +1,33 @@
 """Fleet pages: the node list (full page, or the table partial for HTMX) and node detail."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
 from django.shortcuts import render
+from django.utils import timezone
 
 from fleet import selectors
 from fleet.filtersets import NodeFilterSet
 from fleet.models import Node
+from fleet.telemetry.series import gpu_series, series_window
 
 NODES_PER_PAGE = 50
+CHART_RANGES = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+DEFAULT_CHART_RANGE = "6h"
+CHART_METRICS = (
+    ("util_pct", "Utilisation", "%"),
+    ("mem_used_mib", "Memory used", "MiB"),
+    ("power_w", "Power", "W"),
+    ("temp_c", "Temperature", "°C"),
+)
 # (ordering key of NodeFilterSet, column heading, numeric?) for the sortable columns of the node table.
 SORTABLE_COLUMNS = (
     ("name", "Name", False),
@@ -71,10 +90,52 @@ def node_list(request):
     return render(request, "fleet/node_list.html", context)
 
 
-def node_detail(request, pk: int):
-    """One node: where it runs, who owns it, and its GPUs."""
+def _node_or_404(pk: int) -> Node:
     try:
-        node = selectors.node_detail(pk=pk)
+        return selectors.node_detail(pk=pk)
     except Node.DoesNotExist:
         raise Http404("No such node.") from None
-    return render(request, "fleet/node_detail.html", {"node": node})
+
+
+def node_detail(request, pk: int):
+    """One node: where it runs, who owns it, its GPUs with their latest reading, and health events.
+    The charts load separately (node_charts), so this page stays fast."""
+    node = _node_or_404(pk)
+    context = {
+        "node": node,
+        "events": selectors.node_health_events(node=node),
+        "ranges": CHART_RANGES,
+        "range": _chart_range(request),
+        "idle_after": timezone.now() - timedelta(seconds=settings.IDLE_MIN_DURATION_S),
+    }
+    return render(request, "fleet/node_detail.html", context)
+
+
+def node_charts(request, pk: int):
+    """Per-GPU utilisation, memory, power and temperature over a chosen range (a panel, or a page without JS)."""
+    node = _node_or_404(pk)
+    key = _chart_range(request)
+    end = timezone.now()
+    window = series_window(start=end - CHART_RANGES[key], end=end, step_s=None)
+    gpus = list(node.gpus.all())
+    series = gpu_series(gpu_ids=[g.pk for g in gpus], window=window)
+    times = sorted({p["t"] for points in series.values() for p in points})
+    fmt = "%H:%M" if CHART_RANGES[key] <= timedelta(days=1) else "%m-%d %H:%M"
+    labels = [timezone.localtime(t).strftime(fmt) for t in times]
+    charts = []
+    for metric, title, unit in CHART_METRICS:
+        datasets = []
+        for gpu in gpus:
+            by_time = {p["t"]: p[metric] for p in series[gpu.pk]}
+            datasets.append({"label": f"GPU {gpu.index}", "data": [by_time.get(t) for t in times]})
+        charts.append(
+            {"id": f"chart-{metric}", "title": title, "unit": unit, "data": {"labels": labels, "datasets": datasets}}
+        )
+    context = {"node": node, "charts": charts, "range": key, "ranges": CHART_RANGES, "window": window}
+    template = "fleet/htmx/node_charts.html" if request.htmx else "fleet/node_charts.html"
+    return render(request, template, context)
+
+
+def _chart_range(request) -> str:
+    key = request.GET.get("range", DEFAULT_CHART_RANGE)
+    return key if key in CHART_RANGES else DEFAULT_CHART_RANGE

@@ -17,6 +17,16 @@ SHARED_DIR = Path(os.environ.get("FLEETDECK_SHARED_DIR", ROOT.parent / "shared")
 ARTIFACTS_DIR = ROOT / "test-artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with an empty cache (the overview caches its figures for a few seconds)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def shared_fixtures() -> Path:
     """The real public data in ../shared/fixtures (present in the repo's workspace and on CI)."""

@@ -9,36 +9,19 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django_celery_beat.models import IntervalSchedule
 
 from core.choices import HeartbeatComponent
 from core.models import Heartbeat
 from core.selectors import process_status_list
 from core.tasks import heartbeat
+from fleet.bench.common import connection_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def test_database_url() -> str:
-    """A DATABASE_URL for the database this test runs in (the test database, not the real one)."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = quote(db["PASSWORD"] or "")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    # dj-database-url puts a socket directory (pgserver's ?host=/path) in OPTIONS rather than HOST.
-    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
-    if host.startswith("/"):
-        return f"postgresql://{auth}/{db['NAME']}?host={host}"
-    return f"postgresql://{auth}{host or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture
@@ -47,7 +30,7 @@ def celery_process(tmp_path):
     procs = []
 
     def start(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": test_database_url(), **(extra_env or {})}
+        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url(), **(extra_env or {})}
         log = open(tmp_path / f"celery-{len(procs)}.log", "w")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", *args],

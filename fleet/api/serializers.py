@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from core.api.serializers import ValidatedModelSerializer
-from fleet.models import GPU, Node, Project, Provider, Site, Team
+from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Team
 
 
 class ProviderSerializer(ValidatedModelSerializer):
@@ -98,3 +98,44 @@ class GPUSerializer(ValidatedModelSerializer):
             "sm_clock_mhz",
             "idle_since",
         )
+
+
+class InventoryScopeSerializer(serializers.ModelSerializer):
+    provider_name = serializers.CharField(source="provider.name", read_only=True)
+    ok = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = InventoryScope
+        fields = (
+            "id",
+            "provider",
+            "provider_name",
+            "scope",
+            "ok",
+            "last_attempt_at",
+            "last_success_at",
+            "consecutive_failures",
+            "next_attempt_at",
+            "last_error",
+            "nodes_seen",
+        )
+        read_only_fields = fields
+
+
+class ScopeReportSerializer(serializers.Serializer):
+    scope = serializers.CharField()
+    ok = serializers.BooleanField()
+    skipped = serializers.BooleanField(help_text="Still backing off after failures; not attempted.")
+    nodes_seen = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    retired = serializers.IntegerField(help_text="Nodes no longer listed by the cloud, now terminated.")
+    error = serializers.CharField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class SyncReportSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    ok = serializers.BooleanField()
+    scopes = ScopeReportSerializer(many=True)

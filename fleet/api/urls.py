@@ -11,3 +11,4 @@ def register(router) -> None:
     router.register("projects", views.ProjectViewSet)
     router.register("nodes", views.NodeViewSet)
     router.register("gpus", views.GPUViewSet)
+    router.register("inventory-scopes", views.InventoryScopeViewSet)

@@ -1,8 +1,15 @@
 """REST API viewsets of the fleet app."""
 
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.api.permissions import FleetdeckChangePermissions
 from core.api.views import FleetdeckModelViewSet
 from fleet import filtersets, selectors
 from fleet.api import serializers
+from fleet.inventory.sync import ADAPTERS, inventory_sync
 from fleet.models import GPU, Project, Provider, Site, Team
 
 
@@ -10,6 +17,18 @@ class ProviderViewSet(FleetdeckModelViewSet):
     queryset = Provider.objects.all()
     serializer_class = serializers.ProviderSerializer
     filterset_class = filtersets.ProviderFilterSet
+
+    @extend_schema(request=None, responses={200: serializers.SyncReportSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[FleetdeckChangePermissions])
+    def sync(self, request, pk=None):
+        """Sync this provider's cloud inventory now (backoff ignored) and return what each scope did."""
+        provider = self.get_object()
+        if provider.kind not in ADAPTERS:
+            raise exceptions.ValidationError({"kind": "On-prem providers have no cloud inventory; import nodes."})
+        if not provider.enabled:
+            raise exceptions.ValidationError({"enabled": "This provider is disabled; enable it to sync."})
+        report = inventory_sync(provider=provider, force=True)
+        return Response(serializers.SyncReportSerializer(report).data)
 
 
 class SiteViewSet(FleetdeckModelViewSet):
@@ -40,3 +59,9 @@ class GPUViewSet(FleetdeckModelViewSet):
     queryset = GPU.objects.all()
     serializer_class = serializers.GPUSerializer
     filterset_class = filtersets.GPUFilterSet
+
+
+class InventoryScopeViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = selectors.inventory_scope_list()
+    serializer_class = serializers.InventoryScopeSerializer
+    filterset_class = filtersets.InventoryScopeFilterSet

@@ -45,3 +45,17 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
 def emit(figures: dict) -> str:
     """The one JSON line a benchmark prints."""
     return json.dumps(figures, sort_keys=False, default=str)
+
+
+def connection_database_url() -> str:
+    """A DATABASE_URL for the database the default connection uses now (e.g. the bench or test database)."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    user, password = quote(db["USER"] or ""), quote(db["PASSWORD"] or "")
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    # dj-database-url puts a socket directory (pgserver's ?host=/path) in OPTIONS rather than HOST.
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{db['NAME']}?host={host}"
+    return f"postgresql://{auth}{host or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -271,7 +271,11 @@ class GPU(models.Model):
             models.UniqueConstraint(fields=("node", "index"), name="%(app_label)s_%(class)s_unique_node_index"),
             models.CheckConstraint(condition=Q(memory_mib__gt=0), name="%(app_label)s_%(class)s_memory_positive"),
         ]
-        indexes = [models.Index(fields=("model",))]
+        indexes = [
+            models.Index(fields=("model",)),
+            # The idle GPUs are a small part of the fleet: the overview finds them through this.
+            models.Index(fields=("idle_since",), condition=Q(idle_since__isnull=False), name="fleet_gpu_idle_since"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.node.name}/gpu{self.index}"

@@ -1,29 +1,43 @@
-// Draws every <canvas data-chart="bar" data-source="ID"> from the JSON in <script id="ID">: a list of
-// [label, value] pairs. The table beside each chart carries the same numbers, so the page reads without JS.
+// Draws every <canvas data-chart="bar|line" data-source="ID"> from the JSON in <script id="ID">: either a list
+// of [label, value] pairs (one series) or {labels: [...], datasets: [{label, data}]}. The table beside each
+// chart carries the same numbers, so the page reads without JavaScript.
 (function () {
   "use strict";
+  var PALETTE = ["#3b6ea8", "#d2862b", "#3a9d6b", "#a23b72", "#6b5ca5"];
   var charts = new WeakMap();
+
+  function normalise(raw) {
+    if (Array.isArray(raw)) {
+      return { labels: raw.map(function (r) { return r[0]; }),
+               datasets: [{ label: "", data: raw.map(function (r) { return r[1]; }) }] };
+    }
+    return raw;
+  }
 
   function draw(canvas) {
     var source = document.getElementById(canvas.dataset.source);
     if (!source || typeof Chart === "undefined") { return; }
-    var rows = JSON.parse(source.textContent);
+    var data = normalise(JSON.parse(source.textContent));
+    data.datasets.forEach(function (ds, i) {
+      ds.backgroundColor = ds.borderColor = PALETTE[i % PALETTE.length];
+      ds.pointRadius = 0; ds.borderWidth = 2; ds.spanGaps = true;
+    });
     var previous = charts.get(canvas);
     if (previous) { previous.destroy(); }
     charts.set(canvas, new Chart(canvas, {
       type: canvas.dataset.chart,
-      data: {
-        labels: rows.map(function (r) { return r[0]; }),
-        datasets: [{ data: rows.map(function (r) { return r[1]; }), backgroundColor: "#3b6ea8" }]
-      },
-      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
+      data: data,
+      options: {
+        animation: false,
+        plugins: { legend: { display: data.datasets.length > 1 && data.datasets[0].label !== "" } },
+        scales: { y: { beginAtZero: true }, x: { ticks: { maxTicksLimit: 12 } } }
+      }
     }));
   }
 
-  function drawAll(root) {
-    (root || document).querySelectorAll("canvas[data-chart]").forEach(draw);
-  }
+  function drawAll() { document.querySelectorAll("canvas[data-chart]").forEach(draw); }
 
-  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
-  document.addEventListener("htmx:afterSettle", function () { drawAll(document); });
+  document.addEventListener("DOMContentLoaded", drawAll);
+  document.addEventListener("htmx:afterSettle", drawAll);
+  window.fleetdeckCharts = { draw: draw };
 })();

@@ -1,10 +1,14 @@
 """Log in, see the overview with the seeded counts, open the nodes list and filter it, in real Chromium."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from fleet.demo import demo_fleet_seed
 from fleet.models import GPU, Node
+from fleet.telemetry.storage import Sample, samples_ingest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -62,3 +66,34 @@ def test_nodes_filter_works_with_javascript_off(chromium, live_server, seeded, a
         page.screenshot(path=str(artifacts / "nodes-no-js.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_overview_values_update_live_without_a_reload(page, live_server, seeded, settings):
+    settings.DASHBOARD_REFRESH_S = 1
+    settings.DASHBOARD_CACHE_S = 0
+    now = timezone.now()
+    GPU.objects.update(sampled_at=now, power_w=100.0, util_pct=10.0)
+    log_in(page, live_server)
+    online = GPU.objects.filter(node__state="running").count()  # only running nodes' GPUs count as online
+    expect(page.get_by_test_id("power-now")).to_have_text(f"{round(online * 100 / 1000, 2)} kW")
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+
+    GPU.objects.update(sampled_at=timezone.now(), power_w=250.0, util_pct=75.0)
+    expect(page.get_by_test_id("power-now")).to_have_text(f"{round(online * 250 / 1000, 2)} kW")
+    expect(page.get_by_test_id("util-now")).to_have_text("75.0 %")
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_node_detail_charts_load_in_the_browser(page, live_server, seeded, artifacts):
+    node = Node.objects.filter(state="running").first()
+    gpu = node.gpus.first()
+    samples_ingest(
+        samples=[
+            Sample(gpu.pk, timezone.now() - timedelta(minutes=m), 50 + m, 1000, 300, 60, 1500) for m in range(1, 30)
+        ]
+    )
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/nodes/{node.pk}/")
+    expect(page.get_by_test_id("node-charts")).to_be_visible()
+    assert page.locator("#node-charts canvas").count() == 4
+    page.screenshot(path=str(artifacts / "node-detail.png"), full_page=True)

@@ -6,6 +6,9 @@ from django.core.management.base import BaseCommand
 
 BENCHMARKS = {
     "ingest": "fleet.bench.ingest",
+    "scrape": "fleet.bench.scrape",
+    "storage": "fleet.bench.storage",
+    "dashboard": "fleet.bench.dashboard",
 }
 
 

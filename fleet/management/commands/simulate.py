@@ -39,12 +39,16 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=9500)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--token-env", default="FLEETDECK_AGENT_TOKEN", help="Variable holding the agents' token.")
+        parser.add_argument(
+            "--cache-s", type=float, default=0, help="Serve each node's last answer for this long (benchmarks)."
+        )
+        parser.add_argument("--no-faults", action="store_true", help="No outages, XID errors or lost GPUs.")
 
-    def handle(self, *args, host, port, seed, token_env, **options):
+    def handle(self, *args, host, port, seed, token_env, cache_s, no_faults, **options):
         token = os.environ.get(token_env)
         if not token:
             raise CommandError(f"Set {token_env} to the bearer token the simulated agents require.")
-        simulator = FleetSimulator(token=token, seed=seed)
+        simulator = FleetSimulator(token=token, seed=seed, render_cache_s=cache_s, faults=not no_faults)
         base_url = f"http://{host}:{port}"
         count = simulator_sync(simulator, base_url)
         server = make_server(simulator, host, port)

@@ -1,0 +1,1 @@
+"""Local stand-ins for cloud APIs (tests and the demo): each speaks the real wire protocol."""
