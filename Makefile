@@ -12,6 +12,10 @@ PYTEST_ARGS ?=
 # The demo's simulated agents and the poller share this bearer token (never use it outside the demo).
 FLEETDECK_AGENT_TOKEN ?= demo-agent-token
 export HOST PORT FLEETDECK_AGENT_TOKEN
+# The demo's AWS and GCP are local emulators (manage.py demo_clouds); these point the real adapters at them.
+DEMO_CLOUDS = AWS_ENDPOINT_URL=http://127.0.0.1:9600 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
+	AWS_DEFAULT_REGION=us-east-1 MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true \
+	GCP_COMPUTE_ENDPOINT=http://127.0.0.1:9700
 
 .PHONY: install demo test lint stop clean lock
 
@@ -32,7 +36,7 @@ demo: install
 	@echo "  Log in as $(DEMO_USER) / $(DEMO_PASSWORD)   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Ctrl-C stops web, worker, beat and the fleet simulator; 'make stop' also stops the embedded PostgreSQL."
 	@echo ""
-	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(BIN)/honcho -f Procfile.demo start
+	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(DEMO_CLOUDS) $(BIN)/honcho -f Procfile.demo start
 
 test: install
 	DEBUG=true $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,12 +28,6 @@ class FleetdeckModelPermissions(permissions.DjangoModelPermissions):
         return super().has_permission(request, view)
 
 
-class FleetdeckChangePermissions(FleetdeckModelPermissions):
-    """For verbs that act on an existing object (``POST …/{id}/sync/``): they need the model's change permission."""
-
-    perms_map = {**FleetdeckModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
-
-
 class ModelActionPermissions(FleetdeckModelPermissions):
     """For verbs on an existing object (poll a node, sync a provider): POST needs ``change_``, not ``add_``."""
 

@@ -9,7 +9,19 @@ from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Tea
 class ProviderSerializer(ValidatedModelSerializer):
     class Meta:
         model = Provider
-        fields = ("id", "name", "kind", "account_id", "credential_ref", "regions", "enabled", "created", "updated")
+        fields = (
+            "id",
+            "name",
+            "kind",
+            "account_id",
+            "credential_ref",
+            "regions",
+            "agent_url_template",
+            "agent_token_ref",
+            "enabled",
+            "created",
+            "updated",
+        )
 
 
 class SiteSerializer(ValidatedModelSerializer):

@@ -5,7 +5,7 @@ from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api.permissions import FleetdeckChangePermissions
+from core.api.permissions import ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
 from fleet import filtersets, selectors
 from fleet.api import serializers
@@ -19,7 +19,7 @@ class ProviderViewSet(FleetdeckModelViewSet):
     filterset_class = filtersets.ProviderFilterSet
 
     @extend_schema(request=None, responses={200: serializers.SyncReportSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[FleetdeckChangePermissions])
+    @action(detail=True, methods=["post"], permission_classes=[ModelActionPermissions])
     def sync(self, request, pk=None):
         """Sync this provider's cloud inventory now (backoff ignored) and return what each scope did."""
         provider = self.get_object()

@@ -135,6 +135,7 @@ class AwsAdapter:
             labels=labels,
             gpus=gpus,
             warnings=warnings,
+            private_ip=instance.get("PrivateIpAddress") or "",
         )
 
 

@@ -70,6 +70,7 @@ class DiscoveredNode:
     labels: dict[str, str]
     gpus: list[DiscoveredGPU]
     warnings: list[str] = field(default_factory=list)
+    private_ip: str = ""
 
     @property
     def gpu_count(self) -> int:

@@ -146,6 +146,7 @@ class GcpAdapter:
             labels=labels,
             gpus=gpus,
             warnings=warnings,
+            private_ip=instance.network_interfaces[0].network_i_p if instance.network_interfaces else "",
         )
 
     def _machine_type_gpus(self, client, project: str, zone: str, machine_type: str, warnings: list[str]):

@@ -159,7 +159,7 @@ def _scope_apply(
         placed = _owned_only(placed, existing, warnings)
         team_ids, project_ids = _teams_resolve(placed)
         names = _names_assign(placed, existing)
-        created, updated = _nodes_upsert(adapter, placed, existing, names, team_ids, project_ids, now)
+        created, updated = _nodes_upsert(adapter, provider, placed, existing, names, team_ids, project_ids, now)
         report.created, report.updated = len(created), len(updated)
         rows = {**existing, **{row.external_id: row for row in created}}
         gpus_reconcile(wanted={rows[d.external_id].pk: d.gpus for d, _ in placed})
@@ -250,6 +250,7 @@ def _names_assign(placed: list[tuple[DiscoveredNode, Site]], existing: dict[str,
 
 def _nodes_upsert(
     adapter: InventoryAdapter,
+    provider: Provider,
     placed: list[tuple[DiscoveredNode, Site]],
     existing: dict[str, Node],
     names: dict[str, str],
@@ -274,6 +275,10 @@ def _nodes_upsert(
             "source": adapter.source,
         }
         row = existing.get(node.external_id)
+        if provider.agent_url_template and (row is None or not row.telemetry_url):
+            # The node's agent, where the provider says its agents listen; a URL set by hand is kept.
+            values["telemetry_url"] = provider.agent_url(node=node, name=values["name"])
+            values["token_ref"] = provider.agent_token_ref
         if row is None:
             to_create.append(Node(external_id=node.external_id, **values))
             continue

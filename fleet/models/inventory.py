@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -19,6 +21,8 @@ from fleet.validators import (
     validate_token_ref,
 )
 
+# A stand-in discovered node for checking a provider's agent URL template.
+AGENT_URL_EXAMPLE = SimpleNamespace(private_ip="10.0.0.1", external_id="i-0123456789abcdef0", zone="z", region="r")
 slug_name = RegexValidator(
     SLUG_NAME_RE, "Lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
 )
@@ -45,6 +49,18 @@ class Provider(models.Model):
         help_text="Cloud regions to inventory, e.g. us-east-1 (AWS needs them; for GCP empty means all zones).",
     )
     enabled = models.BooleanField(default=True, help_text="Disabled providers are skipped by inventory sync.")
+    agent_url_template = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Where the agents of nodes found by inventory sync listen, e.g. "
+        "'http://{private_ip}:9400/metrics'. Placeholders: private_ip, name, external_id, zone, region.",
+    )
+    agent_token_ref = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_token_ref],
+        help_text="The bearer token of those agents: 'env:VAR' or 'file:/path'.",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -62,6 +78,12 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def agent_url(self, *, node, name: str) -> str:
+        """The agent URL of a discovered node (anything with private_ip, external_id, zone, region)."""
+        return self.agent_url_template.format(
+            private_ip=node.private_ip, name=name, external_id=node.external_id, zone=node.zone, region=node.region
+        )
+
     def clean(self) -> None:
         errors = {}
         if self.kind == ProviderKind.AWS and self.account_id and not AWS_ACCOUNT_RE.match(self.account_id):
@@ -70,6 +92,13 @@ class Provider(models.Model):
             errors["account_id"] = "A GCP project id is 6-30 lower-case letters, digits or hyphens."
         if self.kind == ProviderKind.ONPREM and self.credential_ref:
             errors["credential_ref"] = "On-prem providers have no cloud credentials."
+        if self.agent_url_template:
+            try:
+                URLValidator(schemes=["http", "https"])(self.agent_url(node=AGENT_URL_EXAMPLE, name="node-1"))
+            except (KeyError, IndexError, ValueError, ValidationError):
+                errors["agent_url_template"] = (
+                    "Use an http(s) URL with placeholders among {private_ip}, {name}, {external_id}, {zone}, {region}."
+                )
         if errors:
             raise ValidationError(errors)
 

@@ -4,12 +4,14 @@ retirement, and one failing region that backs off while the other still syncs.""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -398,3 +400,28 @@ def test_existing_site_for_the_zone_is_reused(provider, aws):
     inventory_sync(provider=provider)
     assert Node.objects.get().site == site
     assert Site.objects.count() == 1
+
+
+def test_agent_url_template_registers_discovered_nodes_for_polling(provider, aws):
+    """Nodes found in the cloud get the provider's agent URL and token reference; a URL set by hand stays."""
+    provider.agent_url_template = "http://{private_ip}:9400/metrics"
+    provider.agent_token_ref = "env:FLEETDECK_AGENT_TOKEN"
+    provider.full_clean()
+    provider.save()
+    aws.launch("us-east-1", "g5.xlarge")
+    inventory_sync(provider=provider)
+    node = Node.objects.get(site__provider=provider)
+    assert re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:9400/metrics", node.telemetry_url), node.telemetry_url
+    assert node.token_ref == "env:FLEETDECK_AGENT_TOKEN"
+    Node.objects.filter(pk=node.pk).update(telemetry_url="http://override:9400/metrics")
+    inventory_sync(provider=provider)
+    node.refresh_from_db()
+    assert node.telemetry_url == "http://override:9400/metrics"
+
+
+@pytest.mark.parametrize("template", ["ftp://{private_ip}/m", "http://{ip}:9400/metrics", "http://{private_ip:9400"])
+def test_bad_agent_url_templates_are_refused(provider, template):
+    provider.agent_url_template = template
+    with pytest.raises(ValidationError) as info:
+        provider.full_clean()
+    assert "agent_url_template" in info.value.message_dict
