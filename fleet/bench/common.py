@@ -59,3 +59,57 @@ def connection_database_url() -> str:
     if host.startswith("/"):
         return f"postgresql://{auth}/{db['NAME']}?host={host}"
     return f"postgresql://{auth}{host or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def bench_fleet(
+    *, nodes: int, gpus_per_node: int = 8, telemetry_url: str = "", token_ref: str = "", seed: int = 1
+) -> list[tuple[object, list[object]]]:
+    """An on-prem fleet of H100 nodes with random (seeded) GPU UUIDs: [(node, [gpu, …]), …].
+
+    ``telemetry_url`` may contain ``{name}``, filled with each node's name.
+    """
+    import random
+    import uuid
+
+    from fleet.choices import Continent, NodeLifecycle, ProviderKind
+    from fleet.models import GPU, Node, Provider, Site
+
+    provider = Provider.objects.create(name="bench", kind=ProviderKind.ONPREM)
+    site = Site.objects.create(
+        provider=provider,
+        name="bench-dc",
+        region="bench",
+        continent=Continent.EUROPE,
+        electricity_usd_per_kwh=0.2,
+        pue=1.3,
+    )
+    node_rows = Node.objects.bulk_create(
+        Node(
+            site=site,
+            name=f"bench-{i:05d}",
+            lifecycle=NodeLifecycle.OWNED,
+            token_ref=token_ref,
+            telemetry_url=telemetry_url.format(name=f"bench-{i:05d}"),
+        )
+        for i in range(nodes)
+    )
+    rng = random.Random(seed)  # noqa: S311 - reproducible benchmark data
+    gpus = GPU.objects.bulk_create(
+        (
+            GPU(
+                node=node,
+                index=i,
+                uuid=f"GPU-{uuid.UUID(int=rng.getrandbits(128))}",
+                model="NVIDIA H100 80GB HBM3",
+                memory_mib=81920,
+                power_limit_w=700,
+            )
+            for node in node_rows
+            for i in range(gpus_per_node)
+        ),
+        batch_size=5000,
+    )
+    by_node: dict[int, list] = {}
+    for gpu in gpus:
+        by_node.setdefault(gpu.node_id, []).append(gpu)
+    return [(node, by_node[node.pk]) for node in node_rows]

@@ -4,17 +4,15 @@ millions of rows, beside a raw COPY of the same rows and the naive ORM path (bul
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from fleet.bench.common import bench_database, timed
-from fleet.choices import Continent, NodeLifecycle, ProviderKind
-from fleet.models import GPU, GpuSample, Node, Provider, Site
+from fleet.bench.common import bench_database, bench_fleet, timed
+from fleet.models import GPU, GpuSample, Node
 from fleet.telemetry.exposition import parse_exposition
 from fleet.telemetry.poll import PollReport, readings_store
-from fleet.telemetry.storage import SAMPLE_COLUMNS, Sample, _copy_text, partitions_ensure
+from fleet.telemetry.storage import SAMPLE_COLUMNS, Sample, partitions_ensure, samples_copy_text
 
 TARGET_SAMPLES_PER_S = 100_000
 # The metrics a default dcgm-exporter serves for each GPU (13 series per GPU, as in the real capture).
@@ -33,39 +31,6 @@ DCGM_FIELDS = (
     ("DCGM_FI_DEV_POWER_MGMT_LIMIT", "gauge"),
     ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "counter"),
 )
-
-
-def _fleet(nodes: int, gpus_per_node: int) -> list[tuple[Node, list[GPU]]]:
-    provider = Provider.objects.create(name="bench", kind=ProviderKind.ONPREM)
-    site = Site.objects.create(
-        provider=provider,
-        name="bench-dc",
-        region="bench",
-        continent=Continent.EUROPE,
-        electricity_usd_per_kwh=0.2,
-        pue=1.3,
-    )
-    node_rows = Node.objects.bulk_create(
-        Node(site=site, name=f"bench-{i:05d}", lifecycle=NodeLifecycle.OWNED, telemetry_url="http://bench/metrics")
-        for i in range(nodes)
-    )
-    rng = random.Random(1)  # noqa: S311 - reproducible benchmark data
-    gpus = GPU.objects.bulk_create(
-        GPU(
-            node=node,
-            index=i,
-            uuid=f"GPU-{uuid.UUID(int=rng.getrandbits(128))}",
-            model="NVIDIA H100 80GB HBM3",
-            memory_mib=81920,
-            power_limit_w=700,
-        )
-        for node in node_rows
-        for i in range(gpus_per_node)
-    )
-    by_node: dict[int, list[GPU]] = {}
-    for gpu in gpus:
-        by_node.setdefault(gpu.node_id, []).append(gpu)
-    return [(node, by_node[node.pk]) for node in node_rows]
 
 
 def dcgm_text(node: Node, gpus: list[GPU], rng: random.Random) -> str:
@@ -112,7 +77,7 @@ def run(
 ) -> dict:
     """Time the three paths on the same data shape; return the figures."""
     with bench_database():
-        fleet = _fleet(nodes, gpus_per_node)
+        fleet = bench_fleet(nodes=nodes, gpus_per_node=gpus_per_node, telemetry_url="http://bench/{name}/metrics")
         gpu_ids = [g.pk for _, gpus in fleet for g in gpus]
         now = datetime(2026, 1, 15, 12, tzinfo=UTC)
         for day in range(-3, 3):
@@ -139,7 +104,7 @@ def run(
         product_s, product_rows = timed(product)
 
         # Baseline 1: a raw COPY of the same number of rows straight into the table (no parsing, no checks).
-        copy_text, copy_rows = _copy_text(
+        copy_text, copy_rows = samples_copy_text(
             Sample(gpu_id, now + timedelta(minutes=30, seconds=15 * slot), 50, 1000, 300.5, 60, 1980)
             for slot in range(slots)
             for gpu_id in gpu_ids

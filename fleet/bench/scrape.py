@@ -5,7 +5,6 @@ poll interval. The simulator runs in its own process with its answers cached, so
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -17,53 +16,14 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from fleet.bench.common import bench_database, connection_database_url, timed
-from fleet.choices import Continent, NodeLifecycle, ProviderKind
-from fleet.models import GPU, Node, Provider, Site
+from fleet.bench.common import bench_database, bench_fleet, connection_database_url, timed
+from fleet.models import Node
 from fleet.telemetry.poll import fetch_many, telemetry_poll, token_resolve
 from fleet.telemetry.storage import partitions_ensure
 
 TARGET_S = 15.0
 TOKEN_ENV = "FLEETDECK_BENCH_AGENT_TOKEN"  # noqa: S105 - a variable name, not a token
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _fleet(nodes: int, gpus_per_node: int, base_url: str) -> None:
-    provider = Provider.objects.create(name="bench", kind=ProviderKind.ONPREM)
-    site = Site.objects.create(
-        provider=provider,
-        name="bench-dc",
-        region="bench",
-        continent=Continent.EUROPE,
-        electricity_usd_per_kwh=0.2,
-        pue=1.3,
-    )
-    rows = Node.objects.bulk_create(
-        Node(
-            site=site,
-            name=f"bench-{i:05d}",
-            lifecycle=NodeLifecycle.OWNED,
-            token_ref=f"env:{TOKEN_ENV}",
-            telemetry_url=f"{base_url}/nodes/bench-{i:05d}/metrics",
-        )
-        for i in range(nodes)
-    )
-    rng = random.Random(3)  # noqa: S311 - reproducible benchmark data
-    GPU.objects.bulk_create(
-        (
-            GPU(
-                node=node,
-                index=i,
-                uuid=f"GPU-{uuid.UUID(int=rng.getrandbits(128))}",
-                model="NVIDIA H100 80GB HBM3",
-                memory_mib=81920,
-                power_limit_w=700,
-            )
-            for node in rows
-            for i in range(gpus_per_node)
-        ),
-        batch_size=5000,
-    )
 
 
 def _wait_ready(url: str, token: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
@@ -86,7 +46,13 @@ def run(*, nodes: int = 10_000, gpus_per_node: int = 8, port: int = 9599) -> dic
     os.environ[TOKEN_ENV] = token
     base_url = f"http://127.0.0.1:{port}"
     with bench_database():
-        _fleet(nodes, gpus_per_node, base_url)
+        bench_fleet(
+            nodes=nodes,
+            gpus_per_node=gpus_per_node,
+            telemetry_url=f"{base_url}/nodes/{{name}}/metrics",
+            token_ref=f"env:{TOKEN_ENV}",
+            seed=3,
+        )
         partitions_ensure(now=timezone.now())
         env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url(), "FLEETDECK_AGENT_TOKEN": token}
         proc = subprocess.Popen(  # noqa: S603

@@ -7,34 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from fleet.bench.common import bench_database, timed
-from fleet.choices import Continent, NodeLifecycle, ProviderKind
-from fleet.models import GPU, Node, Provider, Site
+from fleet.bench.common import bench_database, bench_fleet, timed
 from fleet.telemetry.storage import hour_rollup, partitions_ensure
 
 TARGET_BYTES_PER_SAMPLE = 16
 POLL_INTERVAL_S = 15
-
-
-def _gpus(count: int) -> list[int]:
-    provider = Provider.objects.create(name="bench", kind=ProviderKind.ONPREM)
-    site = Site.objects.create(
-        provider=provider,
-        name="bench-dc",
-        region="bench",
-        continent=Continent.EUROPE,
-        electricity_usd_per_kwh=0.2,
-        pue=1.3,
-    )
-    nodes = Node.objects.bulk_create(
-        Node(site=site, name=f"bench-{i:05d}", lifecycle=NodeLifecycle.OWNED) for i in range(count // 8)
-    )
-    gpus = GPU.objects.bulk_create(
-        GPU(node=node, index=i, uuid=f"GPU-bench-{node.pk:06d}-{i}", model="NVIDIA H100 80GB HBM3", memory_mib=81920)
-        for node in nodes
-        for i in range(8)
-    )
-    return [g.pk for g in gpus]
 
 
 def _size(cursor, sql_relations: str) -> int:
@@ -45,7 +22,7 @@ def _size(cursor, sql_relations: str) -> int:
 def run(*, gpus: int = 400, hours: int = 24) -> dict:
     start = datetime(2026, 1, 10, tzinfo=UTC)
     with bench_database():
-        gpu_ids = _gpus(gpus)
+        gpu_ids = [gpu.pk for _, node_gpus in bench_fleet(nodes=max(1, gpus // 8)) for gpu in node_gpus]
         for day in range(hours // 24 + 2):
             partitions_ensure(now=start + timedelta(days=day), days_ahead=0)
         with connection.cursor() as cursor:

@@ -33,7 +33,7 @@ class Sample:
     sm_clock_mhz: float | None
 
 
-def _copy_text(samples: Iterable[Sample]) -> tuple[str, int]:
+def samples_copy_text(samples: Iterable[Sample]) -> tuple[str, int]:
     r"""The samples as COPY text (tab-separated, \N for NULL) and how many there are."""
     out = []
     count = 0
@@ -64,7 +64,7 @@ def samples_ingest(*, samples: Iterable[Sample]) -> int:
     ``INSERT … ON CONFLICT DO NOTHING``; a retried poll therefore stores nothing twice. Also updates each GPU's
     latest reading and idle state from the same staging rows.
     """
-    text, count = _copy_text(samples)
+    text, count = samples_copy_text(samples)
     if not count:
         return 0
     columns = ", ".join(SAMPLE_COLUMNS)

@@ -1,0 +1,44 @@
+"""Every benchmark command runs (at a tiny scale) and prints its JSON line with the product figure and the
+baseline beside it; the real figures are in docs/benchmarks.md."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from fleet.bench.common import connection_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "keys"),
+    [
+        ("ingest", "0.01", {"product_samples_per_s", "raw_copy_samples_per_s", "orm_bulk_create_samples_per_s"}),
+        ("scrape", "0.005", {"poll_s", "fetch_only_s", "poll_nodes_ok"}),
+        ("storage", "0.05", {"compacted_bytes_per_sample", "raw_bytes_per_sample", "row_per_minute_bytes_per_sample"}),
+        ("dashboard", "0.005", {"overview", "overview_uncached", "node_detail", "healthz_floor"}),
+    ],
+)
+def test_benchmark_command_prints_figures_beside_its_baseline(name, scale, keys):
+    # The command creates and drops <database>_bench beside the test database.
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", name, "--scale", scale],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["bench"] == name
+    assert keys <= set(figures), figures
+    assert connection.vendor == "postgresql"
