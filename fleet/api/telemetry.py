@@ -1,4 +1,4 @@
-"""Telemetry API: poll a node now, and time series for a GPU, a node or the fleet."""
+"""Telemetry API: time series for a GPU, a node or the fleet (poll-now is an action on the node viewset)."""
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -8,9 +8,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
+from core.api.permissions import FleetdeckModelPermissions
 from fleet.models import GPU, Node
-from fleet.telemetry.poll import POLLED_STATES, telemetry_poll
 from fleet.telemetry.series import SeriesRangeError, fleet_series, gpu_series, series_window
 
 
@@ -133,25 +132,7 @@ class FleetSeriesView(_GPUReadView):
         return Response(FleetSeriesResponseSerializer(body).data)
 
 
-class NodePollView(APIView):
-    """Poll one node's endpoint now and return what was ingested (needs fleet.change_node)."""
-
-    queryset = Node.objects.all()
-    permission_classes = [ModelActionPermissions]
-
-    @extend_schema(request=None, responses=PollReportSerializer, operation_id="nodes_poll")
-    def post(self, request, pk: int):
-        node = get_object_or_404(Node, pk=pk)
-        if not node.telemetry_url:
-            raise ValidationError({"telemetry_url": ["This node has no telemetry endpoint to poll."]})
-        if node.state not in POLLED_STATES:
-            raise ValidationError({"state": [f"A {node.state} node is not polled."]})
-        report = telemetry_poll(node_ids=[pk])
-        return Response(PollReportSerializer(report.as_dict()).data)
-
-
 urlpatterns = [
-    path("nodes/<int:pk>/poll/", NodePollView.as_view(), name="node-poll"),
     path("telemetry/gpus/<int:pk>/", GPUSeriesView.as_view(), name="telemetry-gpu"),
     path("telemetry/nodes/<int:pk>/", NodeSeriesView.as_view(), name="telemetry-node"),
     path("telemetry/fleet/", FleetSeriesView.as_view(), name="telemetry-fleet"),

@@ -9,8 +9,10 @@ from core.api.permissions import ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
 from fleet import filtersets, selectors
 from fleet.api import serializers
+from fleet.api.telemetry import PollReportSerializer
 from fleet.inventory.sync import ADAPTERS, inventory_sync
 from fleet.models import GPU, Project, Provider, Site, Team
+from fleet.telemetry.poll import POLLED_STATES, telemetry_poll
 
 
 class ProviderViewSet(FleetdeckModelViewSet):
@@ -53,6 +55,18 @@ class NodeViewSet(FleetdeckModelViewSet):
     queryset = selectors.node_list()
     serializer_class = serializers.NodeSerializer
     filterset_class = filtersets.NodeFilterSet
+
+    @extend_schema(request=None, responses={200: PollReportSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[ModelActionPermissions])
+    def poll(self, request, pk=None):
+        """Poll this node's telemetry endpoint now and return what was ingested."""
+        node = self.get_object()
+        if not node.telemetry_url:
+            raise exceptions.ValidationError({"telemetry_url": ["This node has no telemetry endpoint to poll."]})
+        if node.state not in POLLED_STATES:
+            raise exceptions.ValidationError({"state": [f"A {node.state} node is not polled."]})
+        report = telemetry_poll(node_ids=[node.pk])
+        return Response(PollReportSerializer(report.as_dict()).data)
 
 
 class GPUViewSet(FleetdeckModelViewSet):
