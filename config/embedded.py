@@ -81,6 +81,6 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["stop"]:
         sys.exit("usage: python -m config.embedded stop")
     base = Path(__file__).resolve().parent.parent
-    data_dir = Path(os.environ.get("FLEETDECK_DATA_DIR", base / ".fleetdeck")).resolve()
+    data_dir = Path(os.environ.get("FLEETDECK_DATA_DIR") or base / ".fleetdeck").resolve()
     stopped = stop_embedded_database(data_dir / "pgdata")
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")

@@ -49,7 +49,8 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-DATA_DIR = Path(os.environ.get("FLEETDECK_DATA_DIR", BASE_DIR / ".fleetdeck")).resolve()
+# `or`, not a get() default: .env.example leaves the variable empty, and "" must not mean the working directory.
+DATA_DIR = Path(os.environ.get("FLEETDECK_DATA_DIR") or BASE_DIR / ".fleetdeck").resolve()
 
 # --- secrets and hosts -------------------------------------------------------------------------------------
 _INSECURE_KEY_PREFIX = "django-insecure-"

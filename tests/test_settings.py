@@ -64,3 +64,23 @@ def test_a_malformed_boolean_is_reported_by_name():
     result = run_manage("check", env={**PRODUCTION_ENV, "SECURE_SSL_REDIRECT": "maybe"})
     assert result.returncode != 0
     assert "SECURE_SSL_REDIRECT='maybe' is not a boolean" in result.stderr
+
+
+def test_an_empty_data_dir_variable_means_the_default_not_the_working_directory(tmp_path):
+    # .env.example ships FLEETDECK_DATA_DIR= empty; copying it must not put pgdata in whatever directory runs it.
+    env = {**PRODUCTION_ENV, "FLEETDECK_DATA_DIR": ""}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings';"
+            "from django.conf import settings; print(settings.DATA_DIR)",
+        ],
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ROOT / ".fleetdeck")

@@ -146,11 +146,19 @@ def telemetry_poll(*, node_ids: Iterable[int] | None = None, now: datetime | Non
     rows = list(nodes.values_list("pk", "telemetry_url", "token_ref", "consecutive_poll_failures", "state"))
     report.nodes_polled = len(rows)
     targets, failures = [], {}
+    # Most nodes share one reference: resolve each once per poll, not once per node (a file read each).
+    tokens: dict[str, str | None | TokenRefError] = {}
     for pk, url, token_ref, *_ in rows:
-        try:
-            targets.append((pk, url, token_resolve(token_ref)))
-        except TokenRefError as exc:
-            failures[pk] = str(exc)
+        if token_ref not in tokens:
+            try:
+                tokens[token_ref] = token_resolve(token_ref)
+            except TokenRefError as exc:
+                tokens[token_ref] = exc
+        token = tokens[token_ref]
+        if isinstance(token, TokenRefError):
+            failures[pk] = str(token)
+        else:
+            targets.append((pk, url, token))
     results = fetch_many(
         targets, timeout_s=settings.TELEMETRY_POLL_TIMEOUT_S, concurrency=settings.TELEMETRY_POLL_CONCURRENCY
     )

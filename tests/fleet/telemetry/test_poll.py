@@ -190,3 +190,17 @@ def test_a_gpu_lost_before_it_was_named_is_matched_by_its_index(node_with_gpus, 
     assert report.malformed_lines == 0 and report.samples_added == 0
     b.refresh_from_db()
     assert b.lost and HealthEvent.objects.get().gpu_id == b.pk
+
+
+def test_a_shared_token_file_is_read_once_per_poll(exporter, tmp_path, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_text("shared-token\n")
+    exporter.token = "shared-token"
+    for i in range(5):
+        NodeFactory(telemetry_url=exporter.url(f"n{i}"), token_ref=f"file:{token_file}")
+        exporter.bodies[f"n{i}"] = dcgm_text([])
+    reads = []
+    real_read_text = type(token_file).read_text
+    monkeypatch.setattr(type(token_file), "read_text", lambda self, *a, **k: reads.append(self) or real_read_text(self))
+    report = telemetry_poll(now=NOW)
+    assert report.nodes_ok == 5 and reads == [token_file]
