@@ -2,10 +2,16 @@
 
 from rest_framework.routers import DefaultRouter
 
+from billing.api.urls import register as register_billing
+from billing.api.urls import urlpatterns as billing_urlpatterns
 from fleet.api import telemetry as fleet_telemetry
 from fleet.api.urls import register as register_fleet
+from scheduler.api.urls import register as register_scheduler
+from scheduler.api.urls import urlpatterns as scheduler_urlpatterns
 
 router = DefaultRouter()
 register_fleet(router)
+register_billing(router)
+register_scheduler(router)
 
-urlpatterns = fleet_telemetry.urlpatterns + router.urls
+urlpatterns = fleet_telemetry.urlpatterns + billing_urlpatterns + scheduler_urlpatterns + router.urls

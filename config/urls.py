@@ -10,6 +10,8 @@ from core.views import healthz
 urlpatterns = [
     path("", include("core.urls")),
     path("", include("fleet.urls")),
+    path("", include("billing.urls")),
+    path("", include("scheduler.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),

@@ -170,6 +170,12 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=64, unique=True)
+    members = models.ManyToManyField(
+        "auth.User",
+        blank=True,
+        related_name="teams",
+        help_text="A viewer who is a member of teams sees only their spend (operators and admins see all).",
+    )
 
     class Meta:
         ordering = ("name",)
@@ -222,7 +228,10 @@ class Node(models.Model):
         default=NodeSource.MANUAL,
         help_text="Who manages this row: cloud sync owns aws/gcp rows; manual and import rows are left to people.",
     )
-    launched_at = models.DateTimeField(null=True, blank=True)
+    launched_at = models.DateTimeField(null=True, blank=True, help_text="When billing starts; empty: when created.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the node stopped or was terminated (billing ends); empty while it runs."
+    )
     last_seen = models.DateTimeField(null=True, blank=True, help_text="Last successful telemetry poll.")
     consecutive_poll_failures = models.PositiveIntegerField(default=0)
     last_poll_error = models.CharField(max_length=500, blank=True)

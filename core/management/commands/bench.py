@@ -9,6 +9,7 @@ BENCHMARKS = {
     "scrape": "fleet.bench.scrape",
     "storage": "fleet.bench.storage",
     "dashboard": "fleet.bench.dashboard",
+    # billing: "ledger", "spend", "report"; scheduler: "placement", "optimality", "gravity"
 }
 
 

@@ -1,0 +1,8 @@
+"""Routes of the billing API, registered on the project's /api/v1/ router."""
+
+# Non-viewset endpoints (summaries, CSV exports, verbs), mounted under /api/v1/.
+urlpatterns = []
+
+
+def register(router) -> None:
+    """Add the billing viewsets to ``router``."""

@@ -1,0 +1,149 @@
+"""Money that was spent: the hourly cost ledger, its daily roll-up, egress records and the cloud's own bill."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from billing.choices import EgressCause
+from fleet.choices import NodeLifecycle, ProviderKind
+
+money = {"max_digits": 16, "decimal_places": 6}
+
+
+class LedgerEntry(models.Model):
+    """What one node cost in one UTC hour, with the dimensions it is reported by copied onto the row.
+
+    Rows are written by ``billing.ledger.ledger_compute`` only: recomputing an hour replaces its rows.
+    """
+
+    node = models.ForeignKey("fleet.Node", on_delete=models.CASCADE, related_name="ledger_entries")
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    provider = models.ForeignKey("fleet.Provider", on_delete=models.PROTECT, related_name="+")
+    provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    site = models.ForeignKey("fleet.Site", on_delete=models.PROTECT, related_name="+")
+    team = models.ForeignKey("fleet.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    gpu_model = models.CharField(max_length=100, blank=True, help_text="NVML name of the node's GPUs.")
+    lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
+    gpu_count = models.PositiveSmallIntegerField()
+    active_s = models.PositiveIntegerField(help_text="Seconds of the hour the node existed and was billed.")
+    rate_usd_per_h = models.DecimalField(**money, help_text="Whole-node $/h after discounts (energy excluded).")
+    compute_usd = models.DecimalField(**money)
+    energy_kwh = models.DecimalField(**money, help_text="Measured GPU energy × PUE (on-prem) or × 1 (cloud).")
+    energy_usd = models.DecimalField(**money, help_text="On-prem only; cloud prices include energy.")
+    gpu_hours = models.DecimalField(**money)
+    idle_gpu_hours = models.DecimalField(**money)
+    idle_usd = models.DecimalField(**money, help_text="The part of compute $ paid for idle GPUs.")
+    priced = models.BooleanField(default=True, help_text="False when no price or cost model covered this hour.")
+
+    class Meta:
+        ordering = ("-hour", "node_id")
+        verbose_name_plural = "ledger entries"
+        # Operators and admins hold it (all billing permissions); a viewer who is a member of teams and lacks
+        # it sees only those teams' spend (billing.scoping).
+        permissions = [("spend_all_teams", "Can see the spend of every team")]
+        constraints = [
+            models.UniqueConstraint(fields=("node", "hour"), name="%(app_label)s_%(class)s_unique_node_hour"),
+        ]
+        indexes = [models.Index(fields=("hour",)), models.Index(fields=("team", "hour"))]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def total_usd(self):
+        return self.compute_usd + self.energy_usd
+
+
+class LedgerDay(models.Model):
+    """The ledger summed per UTC day and dimension set: what spend pages, budgets and reports read."""
+
+    day = models.DateField()
+    provider = models.ForeignKey("fleet.Provider", on_delete=models.CASCADE, related_name="+")
+    provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    site = models.ForeignKey("fleet.Site", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("fleet.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    gpu_model = models.CharField(max_length=100, blank=True)
+    lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
+    nodes = models.PositiveIntegerField()
+    compute_usd = models.DecimalField(**money)
+    energy_kwh = models.DecimalField(**money)
+    energy_usd = models.DecimalField(**money)
+    gpu_hours = models.DecimalField(**money)
+    idle_gpu_hours = models.DecimalField(**money)
+    idle_usd = models.DecimalField(**money)
+    total_usd = models.DecimalField(**money, help_text="compute + energy.")
+
+    class Meta:
+        ordering = ("-day", "provider_id", "site_id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("day", "provider", "site", "team", "project", "gpu_model", "lifecycle"),
+                name="%(app_label)s_%(class)s_unique_dims",
+                nulls_distinct=False,
+            ),
+        ]
+        indexes = [models.Index(fields=("day",)), models.Index(fields=("team", "day"))]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.site_id} {self.team_id}: ${self.total_usd}"
+
+
+class EgressRecord(models.Model):
+    """Data that moved between two locations, and what it cost."""
+
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=128, help_text="Location, e.g. 'aws:us-east-1' or 'onprem:dc-1'.")
+    destination = models.CharField(max_length=128)
+    source_provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    location_class = models.CharField(max_length=16, blank=True)
+    bytes = models.PositiveBigIntegerField()
+    usd = models.DecimalField(**money, validators=[MinValueValidator(0)])
+    cause = models.CharField(max_length=16, choices=EgressCause.choices)
+    planned = models.BooleanField(default=False, help_text="Written by a placement before the data has moved.")
+    team = models.ForeignKey("fleet.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    placement = models.ForeignKey(
+        "scheduler.Placement", on_delete=models.CASCADE, null=True, blank=True, related_name="egress_records"
+    )
+    dataset = models.ForeignKey(
+        "scheduler.Dataset", on_delete=models.SET_NULL, null=True, blank=True, related_name="egress_records"
+    )
+    external_key = models.CharField(
+        max_length=200, blank=True, help_text="Idempotency key of an imported record (e.g. day + usage type)."
+    )
+
+    class Meta:
+        ordering = ("-occurred_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("cause", "external_key"),
+                condition=~Q(external_key=""),
+                name="%(app_label)s_%(class)s_unique_import",
+            ),
+        ]
+        indexes = [models.Index(fields=("occurred_at",))]
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.destination}: {self.bytes} B"
+
+
+class BilledCost(models.Model):
+    """What the cloud itself billed for one day (AWS Cost Explorer), to reconcile against the ledger."""
+
+    provider = models.ForeignKey("fleet.Provider", on_delete=models.CASCADE, related_name="billed_costs")
+    day = models.DateField()
+    usd = models.DecimalField(**money)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-day", "provider_id")
+        constraints = [
+            models.UniqueConstraint(fields=("provider", "day"), name="%(app_label)s_%(class)s_unique_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.day}: ${self.usd}"

@@ -1,0 +1,3 @@
+"""URLs of the billing pages."""
+
+urlpatterns = []
