@@ -1,3 +1,5 @@
-"""URLs of the billing pages."""
+"""URLs of the billing pages: spend and reports."""
 
-urlpatterns = []
+from billing.views import reports, spend
+
+urlpatterns = spend.urlpatterns + reports.urlpatterns

@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.scoping import spend_team_scope
+from billing.selectors import spend_overview
 from core.forms import APITokenForm
 from core.models import APIToken
 from core.selectors import process_status_list
@@ -45,6 +47,20 @@ def _overview_data() -> dict:
     }
 
 
+def _spend_cache_key(scope: list[int] | None) -> str:
+    """Spend figures depend on the viewer's team scope: one cache entry per scope, never shared across scopes."""
+    return f"{OVERVIEW_CACHE_KEY}:spend:{'all' if scope is None else ','.join(map(str, scope))}"
+
+
+def _overview_spend(request):
+    """Spend today, month to date against budget, egress and idle $ in the viewer's team scope (cached briefly)."""
+    scope = spend_team_scope(request.user)
+    ttl_s = settings.DASHBOARD_CACHE_S
+    if ttl_s <= 0:
+        return spend_overview(teams=scope)
+    return cache.get_or_set(_spend_cache_key(scope), lambda: spend_overview(teams=scope), timeout=ttl_s)
+
+
 def overview(request):
     """The landing page: GPUs online, idle and unreachable, utilisation and power now and over 24 h by provider,
     the nodes idle longest, cloud inventory and background-process health. Live: refreshed by HTMX."""
@@ -53,6 +69,7 @@ def overview(request):
         **(cache.get_or_set(OVERVIEW_CACHE_KEY, _overview_data, timeout=ttl_s) if ttl_s > 0 else _overview_data()),
         "process_status": process_status_list(),
         "inventory_scopes": inventory_scope_list(),
+        "spend": _overview_spend(request),
         "refresh_s": settings.DASHBOARD_REFRESH_S,
     }
     template = "core/overview.html"

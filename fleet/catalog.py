@@ -78,3 +78,10 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("t4-inference-2x", ProviderKind.ONPREM, "T4", 2),
     )
 }
+
+GPU_KEY_BY_NVML_NAME: dict[str, str] = {spec.nvml_name: spec.key for spec in GPU_SPECS.values()}
+
+
+def gpu_key(nvml_name: str) -> str:
+    """The catalogue key (``H100``) of a GPU model as NVML names it; the NVML name itself when it is unknown."""
+    return GPU_KEY_BY_NVML_NAME.get(nvml_name, nvml_name)

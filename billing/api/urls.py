@@ -1,8 +1,15 @@
-"""Routes of the billing API, registered on the project's /api/v1/ router."""
+"""Routes of the billing API, registered on the project's /api/v1/ router: prices, spend and reports."""
 
-# Non-viewset endpoints (summaries, CSV exports, verbs), mounted under /api/v1/.
-urlpatterns = []
+from billing.api import prices, reports, spend
+
+API_MODULES = (prices, spend, reports)
 
 
 def register(router) -> None:
     """Add the billing viewsets to ``router``."""
+    for module in API_MODULES:
+        module.register(router)
+
+
+# Non-viewset endpoints (summaries, CSV exports, verbs), mounted under /api/v1/.
+urlpatterns = [pattern for module in API_MODULES for pattern in module.urlpatterns]

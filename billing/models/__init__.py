@@ -1,7 +1,7 @@
 """Billing models: prices and cost models, the ledger and egress, budgets and reports."""
 
 from billing.models.budgets import Budget, BudgetAlert, ReportDelivery, ReportSubscription
-from billing.models.ledger import BilledCost, EgressRecord, LedgerDay, LedgerEntry
+from billing.models.ledger import BilledCost, EgressRecord, LedgerDay, LedgerEntry, LedgerNodeDay
 from billing.models.prices import Discount, EgressRate, InstancePrice, OnPremCostModel
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "InstancePrice",
     "LedgerDay",
     "LedgerEntry",
+    "LedgerNodeDay",
     "OnPremCostModel",
     "ReportDelivery",
     "ReportSubscription",

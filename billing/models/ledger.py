@@ -92,6 +92,31 @@ class LedgerDay(models.Model):
         return f"{self.day} {self.site_id} {self.team_id}: ${self.total_usd}"
 
 
+class LedgerNodeDay(models.Model):
+    """The ledger summed per node, UTC day and team (a node moved to another team mid-day has two rows): what
+    the top idle-cost nodes are ranked from (a month of the hourly ledger is millions of rows; this is ~30 per node).
+    """
+
+    day = models.DateField()
+    node = models.ForeignKey("fleet.Node", on_delete=models.CASCADE, related_name="+", db_index=False)
+    team = models.ForeignKey("fleet.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    idle_usd = models.DecimalField(**money)
+    idle_gpu_hours = models.DecimalField(**money)
+    total_usd = models.DecimalField(**money)
+
+    class Meta:
+        ordering = ("-day", "node_id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("node", "day", "team"), name="%(app_label)s_%(class)s_unique_node_day", nulls_distinct=False
+            ),
+        ]
+        indexes = [models.Index(fields=("day",))]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.day}: idle ${self.idle_usd}"
+
+
 class EgressRecord(models.Model):
     """Data that moved between two locations, and what it cost."""
 

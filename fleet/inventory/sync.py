@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 # Dotted paths: google-cloud-compute takes about a second to import, which web processes need not pay.
 ADAPTERS = {ProviderKind.AWS: "fleet.inventory.aws.AwsAdapter", ProviderKind.GCP: "fleet.inventory.gcp.GcpAdapter"}
 CLOUD_SOURCES = (NodeSource.AWS, NodeSource.GCP)
+# States in which a cloud instance no longer bills for compute: the ledger stops at Node.ended_at.
+ENDED_STATES = (NodeState.STOPPED, NodeState.TERMINATED)
 # Scopes (regions) are listed concurrently: the wait is the cloud's, and a slow region must not delay the rest.
 SCOPE_WORKERS = 8
 ERROR_MAX_CHARS = 2000
@@ -275,6 +279,7 @@ def _nodes_upsert(
             "source": adapter.source,
         }
         row = existing.get(node.external_id)
+        values["ended_at"] = _ended_at(row, node.state, now)
         if provider.agent_url_template and (row is None or not row.telemetry_url):
             # The node's agent, where the provider says its agents listen; a URL set by hand is kept.
             values["telemetry_url"] = provider.agent_url(node=node, name=values["name"])
@@ -297,6 +302,16 @@ def _nodes_upsert(
     if to_update:
         Node.objects.bulk_update(to_update, fields=sorted(changed_fields | {"updated"}))
     return to_create, to_update
+
+
+def _ended_at(row: Node | None, state: str, now: datetime) -> datetime | None:
+    """When billing ended: kept from the sync that first saw the node stopped, cleared once it runs again."""
+    if state not in ENDED_STATES:
+        return None
+    if row is not None and row.ended_at is not None:
+        return row.ended_at
+    # The cloud does not say when it stopped; the first sync that sees it is the best bound we have.
+    return now
 
 
 def gpus_reconcile(*, wanted: dict[int, list[DiscoveredGPU]]) -> int:
@@ -339,7 +354,7 @@ def gpus_reconcile(*, wanted: dict[int, list[DiscoveredGPU]]) -> int:
 
 
 def _nodes_retire(provider: Provider, adapter: InventoryAdapter, scope: str, seen: set[str], now: datetime) -> int:
-    """Mark this scope's synced nodes that the cloud no longer lists as terminated."""
+    """Mark this scope's synced nodes that the cloud no longer lists as terminated (billing ends now, or earlier)."""
     gone = Node.objects.filter(site__provider=provider, source=adapter.source).exclude(state=NodeState.TERMINATED)
     regions = adapter.scope_regions(provider, scope)
     if regions is not None:
@@ -347,5 +362,7 @@ def _nodes_retire(provider: Provider, adapter: InventoryAdapter, scope: str, see
     # Select first, so a sync with nothing to retire writes nothing at all.
     ids = list(gone.exclude(external_id__in=seen).values_list("pk", flat=True))
     if ids:
-        Node.objects.filter(pk__in=ids).update(state=NodeState.TERMINATED, updated=now)
+        Node.objects.filter(pk__in=ids).update(
+            state=NodeState.TERMINATED, ended_at=Coalesce("ended_at", Value(now)), updated=now
+        )
     return len(ids)

@@ -1,0 +1,1 @@
+"""Scheduled cost reports by email: periods, data (via billing.selectors), rendering and exactly-once delivery."""

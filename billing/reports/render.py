@@ -1,0 +1,147 @@
+"""A report as an email: subject, HTML (inline styles, chart by Content-ID), plain text, CSV and the chart PNG."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.template.loader import render_to_string
+
+from billing.reports.chart import spend_chart_png
+from billing.reports.data import ReportData
+
+CHART_CID = "spend-chart@fleetdeck"
+CENT = Decimal("0.01")
+MILLI = Decimal("0.001")
+CSV_COLUMNS = (
+    "section",
+    "key",
+    "label",
+    "total_usd",
+    "compute_usd",
+    "energy_usd",
+    "idle_usd",
+    "energy_kwh",
+    "gpu_hours",
+    "idle_gpu_hours",
+    "egress_bytes",
+    "budget_usd",
+    "forecast_usd",
+    "state",
+)
+SPEND_SECTIONS = (("day", "daily"), ("provider", "by_provider"), ("team", "by_team"), ("gpu_model", "by_gpu_model"))
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """One report, ready to send: the parts of the email and the attachment."""
+
+    subject: str
+    html: str
+    text: str
+    csv_bytes: bytes
+    chart_png: bytes
+    total_usd: Decimal
+    filename: str
+
+
+def usd_cents(value: Decimal) -> Decimal:
+    """Money rounded to the cent the way every figure of the report shows it (half up)."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _spend_row(section: str, row: dict) -> dict:
+    return {
+        "section": section,
+        "key": "" if row["key"] is None else str(row["key"]),
+        "label": row["label"],
+        "total_usd": usd_cents(row["total_usd"]),
+        "compute_usd": usd_cents(row["compute_usd"]),
+        "energy_usd": usd_cents(row["energy_usd"]),
+        "idle_usd": usd_cents(row["idle_usd"]),
+        "energy_kwh": row["energy_kwh"].quantize(MILLI),
+        "gpu_hours": row["gpu_hours"].quantize(MILLI),
+        "idle_gpu_hours": row["idle_gpu_hours"].quantize(MILLI),
+    }
+
+
+def report_csv(data: ReportData) -> bytes:
+    """The report as CSV in long format: one row per (section, key); the ``total`` row is the report total."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerow(
+        _spend_row("total", {"key": "total", "label": data.scope_label, **data.totals.as_dict()})
+        | {"egress_bytes": sum(r["bytes"] for r in data.egress_routes)}
+    )
+    for section, attr in SPEND_SECTIONS:
+        for row in getattr(data, attr):
+            writer.writerow(_spend_row(section, row))
+    for route in data.egress_routes:
+        writer.writerow(
+            {
+                "section": "egress",
+                "key": f"{route['source']}>{route['destination']}",
+                "label": f"{route['source']} → {route['destination']}",
+                "total_usd": usd_cents(route["usd"]),
+                "egress_bytes": route["bytes"],
+            }
+        )
+    writer.writerow(
+        {"section": "egress_total", "key": "egress", "label": "Egress", "total_usd": usd_cents(data.egress_usd)}
+    )
+    for node in data.idle_nodes:
+        writer.writerow(
+            {
+                "section": "idle_node",
+                "key": node["name"],
+                "label": f"{node['name']} ({node['site']}, {node['team']})",
+                "idle_usd": usd_cents(node["idle_usd"]),
+                "idle_gpu_hours": node["idle_gpu_hours"].quantize(MILLI),
+            }
+        )
+    for status in data.budgets:
+        writer.writerow(
+            {
+                "section": "budget",
+                "key": status.budget.pk,
+                "label": status.label,
+                "total_usd": usd_cents(status.spend_usd),
+                "budget_usd": usd_cents(status.budget.monthly_usd),
+                "forecast_usd": usd_cents(status.forecast_usd),
+                "state": status.state,
+            }
+        )
+    return out.getvalue().encode("utf-8")
+
+
+def report_subject(data: ReportData) -> str:
+    """The email subject: scope, period and total."""
+    return f"Fleetdeck cost report: {data.scope_label}, {data.period_label}: ${usd_cents(data.total_usd):,}"
+
+
+def report_render(data: ReportData, *, embed_chart: bool = False) -> RenderedReport:
+    """Render ``data`` as an email. The HTML shows the chart from ``cid:CHART_CID`` (attached inline), or with
+    ``embed_chart`` as a data: URI (a preview in the browser, where there is no Content-ID)."""
+    chart_png = spend_chart_png(days=[(row["key"], row["total_usd"]) for row in data.daily])
+    chart_src = f"cid:{CHART_CID}"
+    if embed_chart:
+        chart_src = "data:image/png;base64," + base64.b64encode(chart_png).decode("ascii")
+    context = {
+        "data": data,
+        "total_usd": usd_cents(data.total_usd),
+        "chart_src": chart_src,
+        "egress_bytes": sum(r["bytes"] for r in data.egress_routes),
+    }
+    return RenderedReport(
+        subject=report_subject(data),
+        html=render_to_string("billing/email/report.html", context),
+        text=render_to_string("billing/email/report.txt", context),
+        csv_bytes=report_csv(data),
+        chart_png=chart_png,
+        total_usd=usd_cents(data.total_usd),
+        filename=f"fleetdeck-cost-{data.period_start:%Y-%m-%d}-{data.period_end:%Y-%m-%d}.csv",
+    )

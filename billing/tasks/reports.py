@@ -1,0 +1,40 @@
+"""Celery tasks of the email reports (queue ``reports``): find due deliveries, send one delivery."""
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from billing.reports.delivery import (
+    REPORT_SEND_ERRORS,
+    report_deliveries_due,
+    report_deliveries_enqueue,
+    report_deliveries_stale,
+    report_delivery_send,
+)
+
+REPORT_SEND_DUE_INTERVAL_S = 15 * 60
+REPORT_DELIVER_MAX_RETRIES = 8
+
+
+@shared_task(name="billing.tasks.report_send_due", ignore_result=True)
+def report_send_due() -> list[int]:
+    """Create the deliveries that are due (once per subscription and period) and enqueue them after commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        created = report_deliveries_due(now=now)
+        report_deliveries_enqueue(delivery_ids=created + report_deliveries_stale(now=now))
+    return created
+
+
+@shared_task(
+    name="billing.tasks.report_deliver",
+    ignore_result=True,
+    autoretry_for=REPORT_SEND_ERRORS,
+    max_retries=REPORT_DELIVER_MAX_RETRIES,
+    retry_backoff=60,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+)
+def report_deliver(delivery_id: int) -> None:
+    """Send one delivery (no-op once sent); SMTP and network errors are recorded on the row and retried."""
+    report_delivery_send(delivery_id=delivery_id)

@@ -1,0 +1,38 @@
+"""The ledger benchmark command runs at a tiny scale and prints its figure beside the naive baseline."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet.bench.common import connection_database_url
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+
+def test_ledger_benchmark_prints_rows_per_s_beside_the_naive_loop():
+    # The command creates and drops <database>_bench beside the test database.
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "ledger", "--scale", "0.002"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["bench"] == "ledger" and figures["nodes"] == 20
+    assert figures["product_rows_per_s"] > 0 and figures["naive_rows_per_s"] > 0
+    # 20 nodes × 720 h, less the hours before a mid-period launch or after a mid-period end.
+    assert 10_000 < figures["product_rows"] <= 20 * 720
+    # The naive loop computes the same rows as the product (up to rounding in the sixth decimal).
+    assert figures["naive_rows_matching_product"] == figures["naive_rows"] > 0
+    assert float(figures["naive_vs_product_max_abs_diff"]) <= 0.000001
+    assert figures["unpriced_nodes"] >= 1

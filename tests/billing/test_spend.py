@@ -1,0 +1,222 @@
+"""The spend page and the overview's spend figures: numbers, filters, bad input, HTMX, team scope, queries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from billing import selectors
+from billing.models import BilledCost, Budget
+from tests.billing.test_selectors import egress, ledger_day, ledger_entry
+from tests.factories import NodeFactory, SiteFactory, TeamFactory
+
+D = Decimal
+
+
+@pytest.fixture
+def fleet_spend(db):
+    """Today: team Alpha spends 120 (of it 20 idle), team Beta 80; Alpha has a 1,000 budget."""
+    today = selectors.utc_today()
+    alpha, beta = TeamFactory(name="Alpha"), TeamFactory(name="Beta")
+    site = SiteFactory(name="use1")
+    ledger_day(day=today, site=site, team=alpha, compute="100", energy="20", idle="20")
+    ledger_day(day=today, site=site, team=beta, compute="80")
+    Budget.objects.create(team=alpha, monthly_usd=D("1000"))
+    egress(day=today, usd="5", team=alpha, destination="onprem:alpha-dc")
+    egress(day=today, usd="7", team=beta, destination="gcp:beta-region")
+    node = NodeFactory(team=beta, site=site, name="beta-idle-node")
+    ledger_entry(node=node, hour=selectors._day_bounds(today, today)[0], compute="10", idle="9", idle_gpu_hours="8")
+    return {"alpha": alpha, "beta": beta, "site": site, "today": today}
+
+
+def login(client, make_user, role="viewer", teams=()):
+    user = make_user(role)
+    for team in teams:
+        team.members.add(user)
+    client.force_login(user)
+    return user
+
+
+def test_spend_page_shows_totals_tables_and_budgets(client, make_user, fleet_spend):
+    login(client, make_user, "operator")
+    response = client.get(reverse("spend"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-testid="spend-today">$200.00' in html
+    assert 'data-testid="spend-month">$200.00' in html
+    assert 'data-testid="spend-egress">$12.00' in html
+    assert "Alpha" in html and "Beta" in html and "use1" in html and "H100" in html
+    assert "onprem:alpha-dc" in html
+    assert f'hx-get="{reverse("spend-idle-nodes")}?' in html  # the idle panel loads after the page
+    assert 'data-testid="spend-budgets"' in html and "Alpha" in html
+    assert 'id="spend-trend-data"' in html and 'class="chart-table"' in html  # chart + no-JS table
+    assert f'href="{reverse("spend")}"' in html  # the nav link
+
+
+def test_idle_nodes_panel_and_its_no_js_page(client, make_user, fleet_spend):
+    login(client, make_user, "operator")
+    panel = client.get(reverse("spend-idle-nodes"), HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in panel and "beta-idle-node" in panel and "9.00" in panel
+    page = client.get(reverse("spend-idle-nodes"))
+    assert page.status_code == 200 and "<html" in page.content.decode() and "beta-idle-node" in page.content.decode()
+    bad = client.get(reverse("spend-idle-nodes"), {"date_to": "nope"})
+    assert bad.status_code == 400 and 'data-testid="form-errors"' in bad.content.decode()
+    client.logout()
+    login(client, make_user, "viewer", teams=[fleet_spend["alpha"]])
+    assert "beta-idle-node" not in client.get(reverse("spend-idle-nodes")).content.decode()
+    other_team = client.get(reverse("spend-idle-nodes"), {"team": fleet_spend["beta"].pk})
+    assert other_team.status_code == 400 and "beta-idle-node" not in other_team.content.decode()
+
+
+def test_spend_page_cache_is_per_scope(client, make_user, fleet_spend, settings):
+    settings.DASHBOARD_CACHE_S = 60
+    login(client, make_user, "operator")
+    assert 'data-testid="spend-today">$200.00' in client.get(reverse("spend")).content.decode()
+    client.logout()
+    login(client, make_user, "viewer", teams=[fleet_spend["beta"]])
+    assert 'data-testid="spend-today">$80.00' in client.get(reverse("spend")).content.decode()
+
+
+def test_spend_page_query_count_does_not_grow(client, make_user, fleet_spend, django_assert_max_num_queries, settings):
+    settings.DASHBOARD_CACHE_S = 0  # measure the queries, not the cache
+    login(client, make_user, "admin")
+    with django_assert_max_num_queries(30):
+        assert client.get(reverse("spend")).status_code == 200
+    for i in range(10):
+        team = TeamFactory()
+        ledger_day(day=fleet_spend["today"], team=team, compute=str(i + 1))
+        Budget.objects.create(team=team, monthly_usd=D("10"))
+        ledger_entry(
+            node=NodeFactory(team=team),
+            hour=selectors._day_bounds(fleet_spend["today"], fleet_spend["today"])[0],
+            idle="1",
+        )
+    with django_assert_max_num_queries(30):
+        assert client.get(reverse("spend")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"date_from": "not-a-date"}, "From"),
+        ({"date_to": "2026-13-45"}, "To"),
+        ({"date_from": "2026-03-10", "date_to": "2026-03-01"}, "before the start"),
+        ({"date_from": "2020-01-01", "date_to": "2026-01-01"}, "at most 400 days"),
+        ({"team": "not-a-number"}, "Team"),
+        ({"team": "987654"}, "Team"),
+    ],
+)
+def test_spend_page_bad_filters_are_form_errors(client, make_user, fleet_spend, params, field):
+    login(client, make_user)
+    response = client.get(reverse("spend"), params)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'data-testid="form-errors"' in html and field in html
+    assert 'data-testid="spend-today"' not in html
+
+
+def test_spend_page_date_range_and_team_filter(client, make_user, fleet_spend):
+    login(client, make_user, "operator")
+    today = fleet_spend["today"]
+    ledger_day(day=today - timedelta(days=40), team=fleet_spend["alpha"], compute="1000")
+    params = {"date_from": (today - timedelta(days=40)).isoformat(), "date_to": today.isoformat()}
+    html = client.get(reverse("spend"), params).content.decode()
+    assert 'data-testid="spend-range">$1200.00' in html
+    html = client.get(reverse("spend"), {**params, "team": fleet_spend["beta"].pk}).content.decode()
+    assert 'data-testid="spend-range">$80.00' in html
+
+
+def test_htmx_request_gets_the_results_partial(client, make_user, fleet_spend):
+    login(client, make_user, "operator")
+    response = client.get(reverse("spend"), {"team": fleet_spend["alpha"].pk}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith("{% load") is False and 'id="spend-results"' in html
+    assert "<html" not in html and 'data-testid="spend-range">$120.00' in html
+    bad = client.get(reverse("spend"), {"date_from": "x"}, HTTP_HX_REQUEST="true")
+    assert bad.status_code == 200 and 'data-testid="form-errors"' in bad.content.decode()
+
+
+def test_scoped_viewer_sees_only_their_team(client, make_user, fleet_spend):
+    login(client, make_user, "viewer", teams=[fleet_spend["alpha"]])
+    html = client.get(reverse("spend")).content.decode()
+    assert 'data-testid="spend-today">$120.00' in html
+    assert "Beta" not in html and "beta-idle-node" not in html and "gcp:beta-region" not in html
+    assert 'data-testid="scope-note"' in html
+    # Asking for another team's spend is refused, not answered.
+    response = client.get(reverse("spend"), {"team": fleet_spend["beta"].pk})
+    assert response.status_code == 400 and "$80.00" not in response.content.decode()
+
+
+def test_reconciliation_shown_to_unscoped_viewers_only(client, make_user, fleet_spend):
+    provider = fleet_spend["site"].provider
+    BilledCost.objects.create(provider=provider, day=fleet_spend["today"], usd=D("210"))
+    login(client, make_user, "operator")
+    html = client.get(reverse("spend")).content.decode()
+    assert 'data-testid="spend-reconciliation"' in html and "210.00" in html and "10.00" in html
+    client.logout()
+    login(client, make_user, "viewer", teams=[fleet_spend["alpha"]])
+    assert 'data-testid="spend-reconciliation"' not in client.get(reverse("spend")).content.decode()
+
+
+def test_spend_page_needs_login(client, db):
+    response = client.get(reverse("spend"))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_overview_spend_figures_per_scope(client, make_user, fleet_spend, django_assert_max_num_queries):
+    login(client, make_user, "operator")
+    html = client.get(reverse("overview")).content.decode()
+    assert 'data-testid="spend-today">$200.00' in html
+    assert 'data-testid="spend-month">$200.00' in html and "of $1000 budget" in html
+    assert 'data-testid="spend-egress">$12.00' in html
+    assert 'data-testid="spend-idle-today">$20.00' in html
+    assert f'href="{reverse("spend")}"' in html
+    client.logout()
+    # The overview's fleet figures are cached for everyone; spend must not leak across scopes.
+    login(client, make_user, "viewer", teams=[fleet_spend["beta"]])
+    html = client.get(reverse("overview")).content.decode()
+    assert 'data-testid="spend-today">$80.00' in html and "(no budgets)" in html
+    assert 'data-testid="spend-egress">$7.00' in html
+    with django_assert_max_num_queries(25):
+        client.get(reverse("overview"), HTTP_HX_REQUEST="true")
+
+
+def test_overview_spend_matches_spend_page(client, make_user, fleet_spend):
+    login(client, make_user, "admin")
+    overview = client.get(reverse("overview")).content.decode()
+    spend = client.get(reverse("spend")).content.decode()
+    for testid in ("spend-today", "spend-month"):
+        marker = f'data-testid="{testid}">'
+        assert overview.split(marker)[1].split("<")[0] == spend.split(marker)[1].split("<")[0] == "$200.00"
+
+
+@pytest.mark.slow
+def test_spend_benchmark_prints_figures_beside_its_baseline(db):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fleet.bench.common import connection_database_url
+
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "spend", "--scale", "0.002"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["bench"] == "spend" and figures["totals_agree"] is True
+    for key in ("spend_page", "summary_api", "baseline_summary_from_ledger_entries", "idle_cost_nodes_selector"):
+        assert figures[key]["p95_ms"] > 0, key
+    assert figures["ledger_entries"] == figures["nodes"] * 30 * 24
