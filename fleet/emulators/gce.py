@@ -3,7 +3,9 @@
 Serves ``GET /compute/v1/projects/{project}/aggregated/instances`` (``maxResults``/``pageToken`` pagination,
 ``items`` keyed by ``zones/<zone>`` with ``NO_RESULTS_ON_PAGE`` warnings, as the real API answers) and
 ``GET /compute/v1/projects/{project}/zones/{zone}/machineTypes/{name}`` (with ``accelerators`` for the a2, a3
-and g2 families). Failures (403, 429, 500, …) can be injected per project, in Google's error JSON shape.
+and g2 families), and ``POST /compute/v1/projects/{project}/zones/{zone}/instances`` (``instances.insert``, used
+by the scheduler's launcher: the VM is RUNNING at once). Failures (403, 429, 500, …) can be injected per
+project, in Google's error JSON shape.
 
 Reach it with the real client: ``client_options={"api_endpoint": emulator.url}`` and ``AnonymousCredentials()``.
 From a shell: ``python -m fleet.emulators.gce --port 8085 --seed-demo``. No Django import, so the demo can run it
@@ -82,6 +84,7 @@ _AGGREGATED = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/aggregated/i
 _MACHINE_TYPE = re.compile(
     r"^/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/machineTypes/(?P<name>[^/]+)$"
 )
+_INSERT = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances$")
 
 
 @dataclass
@@ -330,10 +333,53 @@ class GceEmulator:
             body["accelerators"] = [{"guestAcceleratorType": accelerator, "guestAcceleratorCount": count}]
         return 200, body
 
-    def _respond(self, method: str, raw_path: str) -> tuple[int, dict]:
+    def _insert(self, project: str, zone: str, body: bytes) -> tuple[int, dict]:
+        """``instances.insert``: the VM appears RUNNING at once, with its machine type's GPUs; a DONE operation."""
+        try:
+            request = json.loads(body or b"{}")
+            name, machine_type = request["name"], request["machineType"].rsplit("/", 1)[-1]
+        except (ValueError, KeyError, AttributeError):
+            return _error(400, "Invalid value for field 'resource': name and machineType are required.")
+        shape = self.machine_types.get(machine_type)
+        if shape is None:
+            return _error(400, f"Invalid value for field 'resource.machineType': '{machine_type}'.")
+        with self._lock:
+            taken = any(i.get("name") == name for i in self._instances.get(project, {}).get(zone, []))
+        if taken:
+            return _error(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists")
+        scheduling = request.get("scheduling") or {}
+        instance = self.add_instance(
+            project,
+            zone,
+            name,
+            machine_type=machine_type,
+            accelerators=((shape[2], shape[3]),) if shape[2] else (),
+            labels=request.get("labels") or {},
+            spot=scheduling.get("provisioningModel") == "SPOT",
+        )
+        return 200, {
+            "kind": "compute#operation",
+            "id": instance["id"],
+            "name": f"operation-insert-{instance['id']}",
+            "operationType": "insert",
+            "status": "DONE",
+            "progress": 100,
+            "zone": f"{API_BASE}/projects/{project}/zones/{zone}",
+            "targetLink": instance["selfLink"],
+            "targetId": instance["id"],
+            "selfLink": f"{API_BASE}/projects/{project}/zones/{zone}/operations/operation-insert-{instance['id']}",
+        }
+
+    def _respond(self, method: str, raw_path: str, body: bytes = b"") -> tuple[int, dict]:
         parts = urlsplit(raw_path)
         with self._lock:
             self.requests.append(f"{method} {raw_path}")
+        insert = _INSERT.match(parts.path) if method == "POST" else None
+        if insert is not None:
+            failure = self._failure_take(insert["project"])
+            if failure is not None:
+                return _error(failure.status, failure.message)
+            return self._insert(insert["project"], insert["zone"], body)
         if method != "GET":
             return _error(405, f"{method} is not supported by this emulator.")
         match = _AGGREGATED.match(parts.path) or _MACHINE_TYPE.match(parts.path)
@@ -360,10 +406,9 @@ def _handler_for(emulator: GceEmulator) -> type[BaseHTTPRequestHandler]:
 
         def _send(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            received = self.rfile.read(length) if length else b""
             try:
-                status, body = emulator._respond(self.command, self.path)
+                status, body = emulator._respond(self.command, self.path, received)
             except Exception as exc:  # an emulator bug must reach the client as a 500, not a dropped connection
                 status, body = _error(500, f"emulator error: {exc!r}")
             payload = json.dumps(body).encode()

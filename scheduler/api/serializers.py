@@ -1,0 +1,231 @@
+"""Serializers of the scheduler API (explicit field lists)."""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from core.api.serializers import ValidatedModelSerializer
+from fleet.catalog import GPU_SPECS
+from fleet.choices import ProviderKind
+from scheduler.datasets import dataset_location, dataset_place_resolve
+from scheduler.models import Dataset, Job, Placement
+
+PRIORITY_RANGE = (-1000, 1000)
+MAX_GPUS_PER_JOB = 1024
+MAX_EXPECTED_HOURS = 24 * 366
+
+
+def gpu_model_validate(value: str) -> str:
+    """A catalogue key (H100, A100-80GB, …) or empty; anything else is refused with the known keys."""
+    if value and value not in GPU_SPECS:
+        raise serializers.ValidationError(f"Unknown GPU model {value!r}; use one of {', '.join(GPU_SPECS)}.")
+    return value
+
+
+# The provider-kind enum is spelled inline: a named component per field name would collide with fleet's KindEnum.
+PROVIDER_KINDS_SCHEMA = {"type": "array", "items": {"type": "string", "enum": list(ProviderKind.values)}}
+
+
+@extend_schema_field(PROVIDER_KINDS_SCHEMA)
+class ProviderKindListField(serializers.ListField):
+    """A list of provider kinds (aws, gcp, onprem), each checked."""
+
+    child = serializers.CharField()
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        unknown = sorted(set(values) - set(ProviderKind.values))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown provider kind(s) {', '.join(unknown)}; use {', '.join(ProviderKind.values)}."
+            )
+        if len(set(values)) != len(values):
+            raise serializers.ValidationError("A provider kind is listed twice.")
+        return values
+
+
+class DatasetSerializer(ValidatedModelSerializer):
+    location = serializers.SerializerMethodField()
+    provider_kind = serializers.CharField(read_only=True, help_text="aws, gcp or onprem (from the URI or site).")
+
+    class Meta:
+        model = Dataset
+        fields = ("id", "name", "uri", "provider_kind", "region", "site", "size_bytes", "location", "created")
+
+    def get_location(self, obj) -> str:
+        """The location key (``aws:us-east-1``, ``onprem:dc-1``) placement compares."""
+        return dataset_location(obj).key
+
+    def validate(self, attrs):
+        current = self.instance
+        uri = attrs.get("uri", current.uri if current else "")
+        region = attrs.get("region", current.region if current else "")
+        site = attrs.get("site", current.site if current else None)
+        try:
+            place = dataset_place_resolve(uri=uri, region=region, site=site)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        attrs.update(provider_kind=place.provider_kind, region=place.region, site=place.site)
+        return super().validate(attrs)
+
+
+class JobSerializer(ValidatedModelSerializer):
+    gpu_model = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        validators=[gpu_model_validate],
+        help_text="Catalogue key (H100, A100-80GB…); empty: any.",
+    )
+    datasets = serializers.PrimaryKeyRelatedField(many=True, queryset=Dataset.objects.all(), required=False)
+    allowed_providers = ProviderKindListField(required=False, help_text="Empty: any provider.")
+    active_placement = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = (
+            "id",
+            "name",
+            "team",
+            "project",
+            "gpu_count",
+            "gpu_model",
+            "min_gpu_memory_mib",
+            "expected_hours",
+            "datasets",
+            "priority",
+            "max_usd_per_h",
+            "spot_allowed",
+            "allowed_providers",
+            "allowed_regions",
+            "state",
+            "pending_reason",
+            "active_placement",
+            "created",
+            "started_at",
+            "ended_at",
+        )
+        read_only_fields = ("state", "pending_reason", "started_at", "ended_at")
+        extra_kwargs = {
+            "gpu_count": {"min_value": 1, "max_value": MAX_GPUS_PER_JOB},
+            "min_gpu_memory_mib": {"min_value": 1},
+            "expected_hours": {"min_value": Decimal("0.01"), "max_value": MAX_EXPECTED_HOURS},
+            "priority": {"min_value": PRIORITY_RANGE[0], "max_value": PRIORITY_RANGE[1]},
+            "max_usd_per_h": {"min_value": 0},
+        }
+
+    def get_active_placement(self, obj) -> int | None:
+        """The id of the job's current placement, if any."""
+        active = [p.pk for p in obj.placements.all() if p.active]
+        return active[0] if active else None
+
+    def validate(self, attrs):
+        current = self.instance
+        team = attrs.get("team", current.team if current else None)
+        project = attrs.get("project", current.project if current else None)
+        errors = {}
+        if current is not None and "team" in attrs and attrs["team"] != current.team:
+            errors["team"] = "A job's team cannot change; submit a new job."
+        if project is not None and team is not None and project.team_id != team.pk:
+            errors["project"] = f"Project {project} belongs to another team than {team}."
+        gpu_model = attrs.get("gpu_model", current.gpu_model if current else "")
+        memory = attrs.get("min_gpu_memory_mib", current.min_gpu_memory_mib if current else None)
+        if gpu_model and memory:
+            errors["min_gpu_memory_mib"] = "Give a GPU model or a minimum GPU memory, not both."
+        if len(set(attrs.get("allowed_regions") or ())) != len(attrs.get("allowed_regions") or ()):
+            errors["allowed_regions"] = "A region is listed twice."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().validate(attrs)
+
+
+class WhatIfSerializer(JobSerializer):
+    """A job payload to price without saving it: team and name are optional."""
+
+    class Meta(JobSerializer.Meta):
+        extra_kwargs = {
+            **JobSerializer.Meta.extra_kwargs,
+            "team": {"required": False},
+            "name": {"required": False},
+        }
+
+    def validate(self, attrs):
+        attrs.setdefault("name", "what-if")
+        return super().validate(attrs)
+
+
+class TransitionSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=("running", "succeeded", "failed", "cancelled"))
+
+
+class MoveSerializer(serializers.Serializer):
+    dataset_id = serializers.IntegerField()
+    dataset = serializers.CharField()
+    source = serializers.CharField()
+    destination = serializers.CharField()
+    bytes = serializers.IntegerField()
+    usd = serializers.DecimalField(max_digits=16, decimal_places=6)
+    seconds = serializers.IntegerField()
+
+
+class CandidateSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    node_id = serializers.IntegerField(allow_null=True)
+    location = serializers.CharField()
+    provider_kind = serializers.CharField()
+    instance_type = serializers.CharField()
+    spot = serializers.BooleanField()
+    gpus = serializers.IntegerField()
+    instance_count = serializers.IntegerField()
+    usd_per_h = serializers.DecimalField(max_digits=16, decimal_places=6)
+    compute_usd = serializers.DecimalField(max_digits=16, decimal_places=6)
+    egress_usd = serializers.DecimalField(max_digits=16, decimal_places=6)
+    total_usd = serializers.DecimalField(max_digits=16, decimal_places=6)
+    transfer_s = serializers.IntegerField()
+    moves = MoveSerializer(many=True)
+
+
+class PlaceReportSerializer(serializers.Serializer):
+    placed = serializers.ListField(child=serializers.IntegerField())
+    unplaced = serializers.DictField(child=serializers.CharField())
+    launches = serializers.IntegerField()
+    method = serializers.CharField()
+
+
+class PlacementSerializer(serializers.ModelSerializer):
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    provider_kind = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Placement
+        fields = (
+            "id",
+            "job",
+            "job_name",
+            "active",
+            "target_kind",
+            "node",
+            "gpu_count",
+            "provider_kind",
+            "region",
+            "site",
+            "instance_type",
+            "instance_count",
+            "spot",
+            "usd_per_h",
+            "compute_usd",
+            "egress_usd",
+            "total_usd",
+            "transfer_s",
+            "breakdown",
+            "alternatives",
+            "policy_version",
+            "launch_status",
+            "launch_request",
+            "launch_error",
+            "created",
+        )
+        read_only_fields = fields

@@ -1,0 +1,90 @@
+"""REST API viewsets of the scheduler: datasets, jobs (submit, place, what-if, transition), placements."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
+from core.api.views import FleetdeckModelViewSet
+from scheduler import filtersets, selectors, services
+from scheduler.api import serializers
+from scheduler.choices import ACTIVE_JOB_STATES, JobState
+from scheduler.models import Dataset, Placement
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The job's state does not allow this."
+    default_code = "conflict"
+
+
+class ViewPermissions(FleetdeckModelPermissions):
+    """For verbs that only read (what-if): POST needs ``view_``."""
+
+    perms_map = {**FleetdeckModelPermissions.perms_map, "POST": ["%(app_label)s.view_%(model_name)s"]}
+
+
+class DatasetViewSet(FleetdeckModelViewSet):
+    queryset = Dataset.objects.select_related("site__provider")
+    serializer_class = serializers.DatasetSerializer
+    filterset_class = filtersets.DatasetFilterSet
+
+
+class JobViewSet(FleetdeckModelViewSet):
+    queryset = selectors.job_list().prefetch_related(
+        "datasets",
+        Prefetch("placements", queryset=Placement.objects.filter(active=True).only("pk", "job_id", "active")),
+    )
+    serializer_class = serializers.JobSerializer
+    filterset_class = filtersets.JobFilterSet
+
+    def perform_create(self, serializer):
+        serializer.instance = services.job_submit(data=serializer.validated_data, user=self.request.user)
+
+    def perform_update(self, serializer):
+        if serializer.instance.state != JobState.PENDING:
+            raise Conflict({"state": [f"A {serializer.instance.state} job cannot be edited; only pending jobs can."]})
+        serializer.instance = services.job_update(job=serializer.instance, data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        if instance.state in ACTIVE_JOB_STATES:
+            raise Conflict({"state": [f"A {instance.state} job cannot be deleted; cancel it first."]})
+        instance.delete()
+
+    @extend_schema(request=None, responses={200: serializers.PlaceReportSerializer})
+    @action(detail=False, methods=["post"], permission_classes=[ModelActionPermissions])
+    def place(self, request):
+        """Place every pending job now and return what was placed and why the rest was not."""
+        report = services.jobs_place()
+        return Response(serializers.PlaceReportSerializer(report.as_dict()).data)
+
+    @extend_schema(request=serializers.WhatIfSerializer, responses={200: serializers.CandidateSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="what-if", permission_classes=[ViewPermissions])
+    def what_if(self, request):
+        """Price a job on every feasible target, ranked by total $, without saving anything."""
+        serializer = serializers.WhatIfSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        candidates, datasets = services.job_what_if(data=serializer.validated_data)
+        rows = [services.candidate_dict(c, datasets=datasets) for c in candidates]
+        return Response(serializers.CandidateSerializer(rows, many=True).data)
+
+    @extend_schema(request=serializers.TransitionSerializer, responses={200: serializers.JobSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[ModelActionPermissions])
+    def transition(self, request, pk=None):
+        """Move the job to another state (running, succeeded, failed, cancelled); 409 when not allowed."""
+        job = self.get_object()
+        serializer = serializers.TransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.job_transition(job=job, state=serializer.validated_data["state"])
+        except services.TransitionError as exc:
+            raise Conflict({"state": [str(exc)]}) from exc
+        return Response(serializers.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+
+class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = selectors.placement_list()
+    serializer_class = serializers.PlacementSerializer
+    filterset_class = filtersets.PlacementFilterSet

@@ -1,0 +1,95 @@
+"""Forms of the scheduler pages: submit a job, price a job (what-if)."""
+
+from decimal import Decimal
+
+from django import forms
+
+from fleet.catalog import GPU_SPECS
+from fleet.choices import ProviderKind
+from fleet.models import Project, Team
+from scheduler.api.serializers import MAX_EXPECTED_HOURS, MAX_GPUS_PER_JOB, PRIORITY_RANGE
+from scheduler.models import Dataset, Job
+
+GPU_MODEL_CHOICES = [("", "Any")] + [(key, key) for key in GPU_SPECS]
+
+
+class JobForm(forms.ModelForm):
+    """A job request: GPUs, time, data, constraints."""
+
+    gpu_model = forms.ChoiceField(choices=GPU_MODEL_CHOICES, required=False, label="GPU model")
+    gpu_count = forms.IntegerField(min_value=1, max_value=MAX_GPUS_PER_JOB, initial=1, label="GPUs")
+    expected_hours = forms.DecimalField(
+        min_value=Decimal("0.01"), max_value=MAX_EXPECTED_HOURS, decimal_places=2, max_digits=10
+    )
+    priority = forms.IntegerField(min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1], initial=0)
+    max_usd_per_h = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=4, required=False, label="Max $/h", help_text="For the whole job."
+    )
+    min_gpu_memory_mib = forms.IntegerField(min_value=1, required=False, label="Min GPU memory (MiB)")
+    datasets = forms.ModelMultipleChoiceField(
+        queryset=Dataset.objects.order_by("name"), required=False, widget=forms.SelectMultiple(attrs={"size": 4})
+    )
+    allowed_providers = forms.MultipleChoiceField(
+        choices=ProviderKind.choices, required=False, widget=forms.CheckboxSelectMultiple, help_text="None: any."
+    )
+    allowed_regions = forms.CharField(
+        required=False, help_text="Comma-separated cloud regions or on-prem sites; empty: anywhere."
+    )
+
+    class Meta:
+        model = Job
+        fields = (
+            "name",
+            "team",
+            "project",
+            "gpu_count",
+            "gpu_model",
+            "min_gpu_memory_mib",
+            "expected_hours",
+            "datasets",
+            "priority",
+            "max_usd_per_h",
+            "spot_allowed",
+            "allowed_providers",
+            "allowed_regions",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = Team.objects.order_by("name")
+        self.fields["project"].queryset = Project.objects.select_related("team").order_by("team__name", "name")
+
+    def clean_allowed_regions(self) -> list[str]:
+        regions = [r.strip() for r in self.cleaned_data["allowed_regions"].split(",") if r.strip()]
+        if len(set(regions)) != len(regions):
+            raise forms.ValidationError("A region is listed twice.")
+        if any(len(r) > 64 for r in regions):
+            raise forms.ValidationError("A region name is at most 64 characters.")
+        return regions
+
+    def clean(self):
+        cleaned = super().clean()
+        team, project = cleaned.get("team"), cleaned.get("project")
+        if project is not None and team is not None and project.team_id != team.pk:
+            self.add_error("project", f"Project {project} belongs to another team than {team}.")
+        if cleaned.get("gpu_model") and cleaned.get("min_gpu_memory_mib"):
+            self.add_error("min_gpu_memory_mib", "Give a GPU model or a minimum GPU memory, not both.")
+        return cleaned
+
+
+class WhatIfForm(JobForm):
+    """A job to price without submitting it: no name or team needed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("name", "team", "project"):
+            self.fields[name].required = False
+        self.fields.pop("priority")
+
+    def clean(self):
+        cleaned = super().clean()
+        cleaned.setdefault("name", "what-if")
+        return cleaned
+
+    def _post_clean(self):
+        pass  # nothing is saved, so the model instance is not built or validated

@@ -1,0 +1,197 @@
+"""Launching the cloud capacity a placement chose: EC2 ``RunInstances`` or GCE ``instances.insert``.
+
+``settings.SCHEDULER_LAUNCH`` is ``"dry-run"`` (the default: the exact call is recorded on the placement and
+nothing is called) or ``"live"`` (the call is made after the placement commits, by a scheduler task, with the
+credentials of the provider account inventory sync uses). A launched instance carries the job's tags, so the
+next inventory sync files it under the job's team and project.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import transaction
+
+from fleet.choices import ProviderKind
+from fleet.inventory.aws import session_for
+from fleet.inventory.base import DiscoveryError
+from scheduler.choices import LaunchStatus, TargetKind
+from scheduler.models import Placement
+
+logger = logging.getLogger(__name__)
+
+LAUNCH_MODES = ("dry-run", "live")
+JOB_TAG = "fleetdeck:job"
+GCE_JOB_LABEL = "fleetdeck-job"  # GCE label keys allow no ':'
+# A region's zone to launch in, where "<region>-a" does not exist.
+GCE_ZONE_BY_REGION = {"us-east1": "us-east1-b", "europe-west1": "europe-west1-b"}
+AWS_TIMEOUT_S = 30
+
+
+def launch_mode() -> str:
+    """``dry-run`` or ``live`` (SCHEDULER_LAUNCH; anything unknown is treated as dry-run)."""
+    mode = getattr(settings, "SCHEDULER_LAUNCH", "dry-run")
+    return mode if mode in LAUNCH_MODES else "dry-run"
+
+
+def _provider_for(kind: str):
+    from scheduler.services import launch_providers
+
+    return launch_providers().get(kind)
+
+
+def _tags(job) -> dict[str, str]:
+    tags = {JOB_TAG: str(job.pk), settings.INVENTORY_TEAM_TAG: job.team.slug}
+    if job.project_id:
+        tags[settings.INVENTORY_PROJECT_TAG] = job.project.slug
+    return tags
+
+
+def launch_request_build(*, placement: Placement, provider=None) -> dict:
+    """The cloud API call that launches ``placement``'s instances: service, method, region/zone, parameters."""
+    job = placement.job
+    tags = _tags(job)
+    name = f"fleetdeck-job-{job.pk}"
+    if placement.provider_kind == ProviderKind.AWS:
+        parameters = {
+            "ImageId": getattr(settings, "SCHEDULER_AWS_IMAGE_ID", ""),
+            "InstanceType": placement.instance_type,
+            "MinCount": placement.instance_count,
+            "MaxCount": placement.instance_count,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        }
+        if placement.spot:
+            parameters["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+            }
+        return {
+            "service": "ec2",
+            "method": "run_instances",
+            "provider": provider.name if provider else "",
+            "region": placement.region,
+            "parameters": parameters,
+        }
+    zone = GCE_ZONE_BY_REGION.get(placement.region, f"{placement.region}-a")
+    labels = {GCE_JOB_LABEL: str(job.pk), **{k: v for k, v in tags.items() if k != JOB_TAG}}
+    instances = []
+    for index in range(placement.instance_count):
+        instances.append(
+            {
+                "name": f"{name}-{index}" if placement.instance_count > 1 else name,
+                "machineType": f"zones/{zone}/machineTypes/{placement.instance_type}",
+                "labels": labels,
+                "scheduling": {
+                    "provisioningModel": "SPOT" if placement.spot else "STANDARD",
+                    "onHostMaintenance": "TERMINATE",
+                    "automaticRestart": not placement.spot,
+                },
+                "disks": [
+                    {
+                        "boot": True,
+                        "autoDelete": True,
+                        "initializeParams": {"sourceImage": getattr(settings, "SCHEDULER_GCP_IMAGE", "")},
+                    }
+                ],
+                "networkInterfaces": [{"network": "global/networks/default"}],
+            }
+        )
+    return {
+        "service": "compute",
+        "method": "instances.insert",
+        "provider": provider.name if provider else "",
+        "project": provider.account_id if provider else "",
+        "zone": zone,
+        "instances": instances,
+    }
+
+
+def placement_launch_prepare(*, placement: Placement) -> None:
+    """Record the launch call on an (unsaved) offer placement: dry-run marks it done, live leaves it to a task."""
+    provider = _provider_for(placement.provider_kind)
+    placement.launch_request = launch_request_build(placement=placement, provider=provider)
+    placement.launch_status = LaunchStatus.DRY_RUN if launch_mode() == "dry-run" else LaunchStatus.NONE
+
+
+def placements_launch_enqueue(*, placements: list[Placement]) -> int:
+    """After commit, queue the live launch of each offer placement; return how many launches were recorded."""
+    offers = [p for p in placements if p.target_kind == TargetKind.OFFER]
+    if launch_mode() == "live":
+        from scheduler.tasks import placement_launch as placement_launch_task
+
+        for placement in offers:
+            transaction.on_commit(partial(placement_launch_task.delay, placement.pk))
+    return len(offers)
+
+
+def _ec2_run(provider, request: dict) -> dict:
+    config = Config(read_timeout=AWS_TIMEOUT_S, retries={"max_attempts": 3, "mode": "standard"})
+    client = session_for(provider.credential_ref).client("ec2", region_name=request["region"], config=config)
+    response = client.run_instances(**request["parameters"])
+    return {"instance_ids": [i["InstanceId"] for i in response.get("Instances", [])]}
+
+
+def _gce_insert(provider, request: dict) -> dict:
+    from google.cloud import compute_v1
+
+    from fleet.inventory.gcp import client_auth
+
+    credentials, options = client_auth(provider.credential_ref)
+    client = compute_v1.InstancesClient(transport="rest", credentials=credentials, client_options=options)
+    operations = []
+    for body in request["instances"]:
+        operation = client.insert(
+            project=request["project"],
+            zone=request["zone"],
+            instance_resource=compute_v1.Instance.from_json(json.dumps(body)),
+        )
+        operations.append(operation.name)
+    return {"operations": operations}
+
+
+def placement_launch(*, placement_id: int) -> Placement | None:
+    """Make the recorded launch call of one offer placement (live mode); a second call does nothing."""
+    from google.api_core import exceptions as gcp_exceptions
+    from google.auth.exceptions import GoogleAuthError
+
+    with transaction.atomic():
+        placement = (
+            Placement.objects.select_for_update(of=("self",))
+            .select_related("job__team", "job__project")
+            .filter(pk=placement_id, target_kind=TargetKind.OFFER, active=True)
+            .first()
+        )
+        if placement is None or placement.launch_status != LaunchStatus.NONE:
+            return placement
+        provider = _provider_for(placement.provider_kind)
+        request = launch_request_build(placement=placement, provider=provider)
+        placement.launch_request = request
+        try:
+            if provider is None:
+                raise DiscoveryError(f"no enabled {placement.provider_kind} provider account to launch with")
+            if placement.provider_kind == ProviderKind.AWS:
+                if not request["parameters"]["ImageId"]:
+                    raise DiscoveryError("set SCHEDULER_AWS_IMAGE_ID to the AMI to launch")
+                result = _ec2_run(provider, request)
+            else:
+                if not request["instances"][0]["disks"][0]["initializeParams"]["sourceImage"]:
+                    raise DiscoveryError("set SCHEDULER_GCP_IMAGE to the boot image to launch")
+                result = _gce_insert(provider, request)
+        except (BotoCoreError, ClientError, DiscoveryError, gcp_exceptions.GoogleAPIError, GoogleAuthError) as exc:
+            logger.warning("launch of placement %s failed: %s", placement.pk, exc)
+            placement.launch_status, placement.launch_error = LaunchStatus.FAILED, str(exc)[:500]
+        else:
+            placement.launch_request = {**request, "result": result}
+            placement.launch_status, placement.launch_error = LaunchStatus.LAUNCHED, ""
+        placement.save(update_fields=["launch_request", "launch_status", "launch_error"])
+    return placement

@@ -1,0 +1,95 @@
+"""Scheduler pages: the queue with submit and what-if forms, a job's placement with its alternatives."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from scheduler import selectors, services
+from scheduler.forms import JobForm, WhatIfForm
+from scheduler.models import Job
+
+HTMX_STOP_POLLING = 286  # htmx stops an hx-trigger="every …" poll on this status
+
+
+def _is_partial(request) -> bool:
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def _queue_context() -> dict:
+    queue = selectors.job_queue()
+    return {"queue": queue, "live": bool(queue.pending or queue.placed or queue.running)}
+
+
+def scheduler(request):
+    """The queue (pending with reasons, placed, running), the submit form and the what-if form."""
+    context = _queue_context()
+    if _is_partial(request) and request.htmx.target == "queue":
+        response = render(request, "scheduler/htmx/queue.html", context)
+        if not context["live"]:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    context.update(job_form=JobForm(prefix="job"), what_if_form=WhatIfForm(prefix="whatif"))
+    return render(request, "scheduler/scheduler.html", context)
+
+
+@require_POST
+def job_create(request):
+    """Submit a job from the form; placement runs in the background (or with "Place now")."""
+    if not request.user.has_perm("scheduler.add_job"):
+        raise PermissionDenied
+    form = JobForm(request.POST, prefix="job")
+    if form.is_valid():
+        job = services.job_submit(data=form.cleaned_data, user=request.user)
+        messages.success(request, f"Job {job.name} submitted; it is placed within a minute.")
+        return redirect("scheduler-job", pk=job.pk)
+    context = _queue_context()
+    context.update(job_form=form, what_if_form=WhatIfForm(prefix="whatif"))
+    return render(request, "scheduler/scheduler.html", context, status=400)
+
+
+@require_POST
+def what_if(request):
+    """Price a job on every feasible target without saving it; HTMX gets only the result table."""
+    form = WhatIfForm(request.POST, prefix="whatif")
+    candidates = None
+    if form.is_valid():
+        try:
+            found, datasets = services.job_what_if(data=form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            candidates = [services.candidate_dict(c, datasets=datasets) for c in found]
+    status = 200 if form.is_valid() else 400
+    if _is_partial(request):
+        # htmx swaps only 2xx answers by default; the form errors come back as a 200 partial.
+        return render(request, "scheduler/htmx/what_if.html", {"what_if_form": form, "candidates": candidates})
+    context = _queue_context()
+    context.update(job_form=JobForm(prefix="job"), what_if_form=form, candidates=candidates)
+    return render(request, "scheduler/scheduler.html", context, status=status)
+
+
+@require_POST
+def place_now(request):
+    """Place every pending job now (operators)."""
+    if not request.user.has_perm("scheduler.change_job"):
+        raise PermissionDenied
+    report = services.jobs_place()
+    messages.success(request, f"Placed {len(report.placed)} job(s); {len(report.unplaced)} still pending.")
+    return redirect("scheduler")
+
+
+def job_detail(request, pk: int):
+    """One job: its request, its placement's cost breakdown per dataset, and the alternatives that lost."""
+    try:
+        job = selectors.job_detail(pk=pk)
+    except Job.DoesNotExist as exc:
+        raise Http404("No such job.") from exc
+    placements = list(job.placements.all())
+    active = next((p for p in placements if p.active), None)
+    return render(
+        request,
+        "scheduler/job_detail.html",
+        {"job": job, "placement": active, "history": [p for p in placements if p is not active]},
+    )

@@ -1,0 +1,151 @@
+"""Launching a cloud offer: the dry run records the exact call; live mode calls EC2 (moto) and the next inventory
+sync files the instance under the job's team and project."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.celery import app as celery_app
+from fleet.inventory.sync import inventory_sync
+from fleet.models import Node, Provider
+from scheduler.choices import LaunchStatus, TargetKind
+from scheduler.launch import launch_request_build
+from scheduler.models import Placement
+from scheduler.services import jobs_place
+from tests.fleet.inventory.conftest import IMAGE_ID
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager():
+    """Run tasks queued on commit in-process, as a worker would."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def test_dry_run_is_the_default_and_calls_nothing(scenario, settings):
+    assert not hasattr(settings, "SCHEDULER_LAUNCH") or settings.SCHEDULER_LAUNCH == "dry-run"
+    job = scenario.job(allowed_providers=["gcp"], spot_allowed=True)
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    assert placement.target_kind == TargetKind.OFFER
+    assert placement.launch_status == LaunchStatus.DRY_RUN
+    request = placement.launch_request
+    assert (request["service"], request["method"], request["zone"]) == ("compute", "instances.insert", "us-central1-a")
+    assert request["project"] == "fleetdeck-ml"
+    body = request["instances"][0]
+    assert body["machineType"] == "zones/us-central1-a/machineTypes/a3-highgpu-8g"
+    assert body["scheduling"]["provisioningModel"] == "STANDARD"  # GCP has no spot price loaded here
+    assert body["labels"] == {"fleetdeck-job": str(job.pk), "team": "research", "project": "llm"}
+
+
+def test_instance_count_launches_that_many(scenario):
+    job = scenario.job(gpu_count=16, allowed_providers=["aws"], allowed_regions=["us-west-2"])
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    assert placement.instance_count == 2
+    request = launch_request_build(placement=placement, provider=Provider.objects.get(name="aws-main"))
+    assert request["parameters"]["MinCount"] == request["parameters"]["MaxCount"] == 2
+    assert "InstanceMarketOptions" not in request["parameters"]
+    assert placement.launch_request == request
+
+
+def test_live_launch_runs_instances_and_sync_picks_them_up(
+    scenario,
+    settings,
+    aws,
+    eager,
+    django_capture_on_commit_callbacks,
+):
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
+    provider = Provider.objects.get(name="aws-main")
+    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        report = jobs_place()
+    assert report.launches == 1
+    placement = Placement.objects.get(job=job)
+    assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
+    (instance_id,) = placement.launch_request["result"]["instance_ids"]
+
+    described = aws.client("us-east-1").describe_instances(InstanceIds=[instance_id])
+    instance = described["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags == {
+        "Name": f"fleetdeck-job-{job.pk}",
+        "fleetdeck:job": str(job.pk),
+        "team": "research",
+        "project": "llm",
+    }
+    assert instance["InstanceType"] == "p5.48xlarge"
+    assert instance.get("InstanceLifecycle") == "spot"
+
+    inventory_sync(provider=provider)
+    node = Node.objects.get(external_id=instance_id)
+    assert (node.team, node.project, node.labels["fleetdeck:job"]) == (scenario.team, scenario.project, str(job.pk))
+
+    # The launched node is the job's: placement does not offer its GPUs to another job until the job ends.
+    from django.utils import timezone
+
+    from scheduler.services import fleet_inputs, job_transition
+
+    assert node.pk not in {n.id for n in fleet_inputs(now=timezone.now()).nodes}
+    job_transition(job=job, state="running")
+    job_transition(job=job, state="succeeded")
+    assert node.pk in {n.id for n in fleet_inputs(now=timezone.now()).nodes}
+
+    # A second delivery of the launch task does nothing.
+    from scheduler.launch import placement_launch
+
+    placement_launch(placement_id=placement.pk)
+    assert len(aws.client("us-east-1").describe_instances()["Reservations"]) == 1
+
+
+def test_live_launch_without_an_image_fails_clearly(scenario, settings, aws, eager, django_capture_on_commit_callbacks):
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = ""
+    job = scenario.job(allowed_providers=["aws"])
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs_place()
+    placement = Placement.objects.get(job=job)
+    assert placement.launch_status == LaunchStatus.FAILED
+    assert "SCHEDULER_AWS_IMAGE_ID" in placement.launch_error
+    assert aws.client("us-east-1").describe_instances()["Reservations"] == []
+
+
+def test_live_gce_insert_launches_and_sync_picks_it_up(
+    scenario, settings, gce, eager, django_capture_on_commit_callbacks
+):
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_GCP_IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu124"
+    provider = Provider.objects.get(name="gcp-main")
+    provider.regions = ["us-central1"]
+    provider.save()
+    job = scenario.job(allowed_providers=["gcp"])
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs_place()
+    placement = Placement.objects.get(job=job)
+    assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
+    assert placement.launch_request["result"]["operations"]
+    assert any(
+        r.startswith("POST /compute/v1/projects/fleetdeck-ml/zones/us-central1-a/instances") for r in gce.requests
+    )
+
+    inventory_sync(provider=provider)
+    node = Node.objects.get(name=f"fleetdeck-job-{job.pk}")
+    assert node.instance_type == "a3-highgpu-8g" and node.gpus.count() == 8
+    assert (node.team, node.project, node.labels["fleetdeck-job"]) == (scenario.team, scenario.project, str(job.pk))
+
+
+def test_live_gce_error_marks_the_launch_failed(scenario, settings, gce, eager, django_capture_on_commit_callbacks):
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_GCP_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
+    gce.fail("fleetdeck-ml", 403)
+    job = scenario.job(allowed_providers=["gcp"])
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs_place()
+    placement = Placement.objects.get(job=job)
+    assert placement.launch_status == LaunchStatus.FAILED and "403" in placement.launch_error
