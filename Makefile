@@ -16,6 +16,8 @@ export HOST PORT FLEETDECK_AGENT_TOKEN
 DEMO_CLOUDS = AWS_ENDPOINT_URL=http://127.0.0.1:9600 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
 	AWS_DEFAULT_REGION=us-east-1 MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true \
 	GCP_COMPUTE_ENDPOINT=http://127.0.0.1:9700
+# The demo's mail goes through real SMTP to `manage.py mailsink`, which keeps it under .fleetdeck/mail/.
+DEMO_MAIL = EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend EMAIL_HOST=127.0.0.1 EMAIL_PORT=1025
 
 .PHONY: install demo test lint stop clean lock
 
@@ -36,7 +38,7 @@ demo: install
 	@echo "  Log in as $(DEMO_USER) / $(DEMO_PASSWORD)   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Ctrl-C stops web, worker, beat and the fleet simulator; 'make stop' also stops the embedded PostgreSQL."
 	@echo ""
-	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(DEMO_CLOUDS) $(BIN)/honcho -f Procfile.demo start
+	PATH="$(abspath $(BIN)):$$PATH" DEBUG=true $(DEMO_CLOUDS) $(DEMO_MAIL) $(BIN)/honcho -f Procfile.demo start
 
 test: install
 	DEBUG=true $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -222,6 +222,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set, so fields of several apps that share a choice set do not clash.
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderKindEnum": "fleet.choices.ProviderKind",
+        "ReportDeliveryStatusEnum": "billing.choices.DeliveryStatus",
+        "ReportPeriodEnum": "billing.choices.ReportPeriod",
+        "JobStateEnum": "scheduler.choices.JobState",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------------------------------------
@@ -284,6 +291,15 @@ IDLE_MIN_DURATION_S = env_int("IDLE_MIN_DURATION_S", 900)
 DASHBOARD_REFRESH_S = env_int("DASHBOARD_REFRESH_S", 15)
 # The overview's fleet-wide figures are shared by all viewers for this long (0 turns the cache off).
 DASHBOARD_CACHE_S = env_int("DASHBOARD_CACHE_S", 5)
+
+# --- scheduler -------------------------------------------------------------------------------------------------
+# "dry-run" records the cloud API call a placement would make (run_instances / instances.insert); "live" makes it.
+SCHEDULER_LAUNCH = os.environ.get("SCHEDULER_LAUNCH", "dry-run")
+if SCHEDULER_LAUNCH not in ("dry-run", "live"):
+    raise ImproperlyConfigured(f"SCHEDULER_LAUNCH={SCHEDULER_LAUNCH!r}: use dry-run or live.")
+# Live launches need the image to boot: an AMI id for EC2, an image or family URL for GCE.
+SCHEDULER_AWS_IMAGE_ID = os.environ.get("SCHEDULER_AWS_IMAGE_ID", "")
+SCHEDULER_GCP_IMAGE = os.environ.get("SCHEDULER_GCP_IMAGE", "")
 
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
@@ -248,8 +249,17 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEM
 
 @transaction.atomic
 def demo_fleet_delete() -> None:
-    """Delete the demo fleet (its providers and everything under them, and the demo teams)."""
+    """Delete the demo fleet (its providers and everything under them, and the demo teams), with the spend,
+    jobs and datasets that refer to it."""
+    from billing.models import LedgerDay, LedgerEntry
+    from scheduler.demo import DEMO_DATASETS
+    from scheduler.models import Dataset, Job
+
     names = [p[0] for p in DEMO_PROVIDERS]
+    Job.objects.filter(team__slug__in=DEMO_TEAMS).delete()
+    Dataset.objects.filter(Q(site__provider__name__in=names) | Q(name__in=[d[0] for d in DEMO_DATASETS])).delete()
+    LedgerEntry.objects.filter(provider__name__in=names).delete()
+    LedgerDay.objects.filter(provider__name__in=names).delete()
     Node.objects.filter(site__provider__name__in=names).delete()
     Site.objects.filter(provider__name__in=names).delete()
     Provider.objects.filter(name__in=names).delete()

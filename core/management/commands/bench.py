@@ -9,6 +9,12 @@ BENCHMARKS = {
     "scrape": "fleet.bench.scrape",
     "storage": "fleet.bench.storage",
     "dashboard": "fleet.bench.dashboard",
+    "placement": "scheduler.bench.placement",
+    "optimality": "scheduler.bench.optimality",
+    "gravity": "scheduler.bench.gravity",
+    "ledger": "billing.bench.ledger",
+    "report": "billing.bench.report",
+    "spend": "billing.bench.spend",
     # billing: "ledger", "spend", "report"; scheduler: "placement", "optimality", "gravity"
 }
 

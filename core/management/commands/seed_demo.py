@@ -9,7 +9,10 @@ from fleet.demo import demo_fleet_delete, demo_fleet_seed
 
 
 class Command(BaseCommand):
-    help = "Seed a plausible demo fleet (on-prem sites, AWS and GCP regions, real GPU types)."
+    help = (
+        "Seed a plausible demo fleet (on-prem sites, AWS and GCP regions, real GPU types), its prices, 30 days of "
+        "cost ledger, budgets, a weekly report subscription and a few jobs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--nodes", type=int, default=300, help="About how many nodes (default 300).")
@@ -33,9 +36,31 @@ class Command(BaseCommand):
             if not if_empty:
                 raise CommandError(str(exc)) from exc
             self.stdout.write("Demo fleet already present; left as it is.")
+        self._seed_billing_and_scheduler()
         if user:
             account, _ = get_user_model().objects.get_or_create(username=user)
             account.set_password(password)
             account.save()
             user_set_role(user=account, role=Role.ADMIN)
             self.stdout.write(f"Login: {user} (admin role)")
+
+    def _seed_billing_and_scheduler(self) -> None:
+        """Prices, the ledger of the last 30 days, budgets, a weekly report and some jobs (each step idempotent)."""
+        from billing.budgets import demo_budgets_seed
+        from billing.catalogue import demo_prices_seed
+        from billing.ledger import demo_ledger_seed
+        from billing.reports.delivery import demo_reports_seed
+        from scheduler.demo import demo_scheduler_seed
+
+        prices = demo_prices_seed()
+        self.stdout.write("Prices: " + ", ".join(f"{v} {k}" for k, v in prices.items()))
+        ledger = demo_ledger_seed(days=30)
+        self.stdout.write(
+            f"Ledger: {ledger.rows} node-hours over {len(ledger.days)} days, "
+            f"{ledger.unpriced_count} nodes without a price"
+        )
+        budgets = demo_budgets_seed()
+        self.stdout.write(f"Budgets: {len(budgets)} created")
+        demo_reports_seed()
+        scheduler = demo_scheduler_seed()
+        self.stdout.write("Scheduler: " + ", ".join(f"{v} {k}" for k, v in scheduler.items()))
