@@ -1,16 +1,19 @@
 """Budget alerts: once per budget, month and threshold (and once for "forecast over"), by email.
 
 A run computes every budget's month-to-date spend and run-rate forecast with the same selectors the spend page
-and the reports use, creates the ``BudgetAlert`` row of each threshold crossed (its unique key is what makes
-an alert go out once, even when two runs overlap), and emails the budget's recipients. A failed send keeps
-``sent_at`` empty with ``last_error`` and is retried by the next run; an alert with ``sent_at`` is never sent
-again. Each month starts over.
+and the reports use. Of the thresholds crossed only the highest is due: it gets its ``BudgetAlert`` row (the
+unique key is what makes an alert go out once, even when two runs overlap) and is emailed to the budget's
+recipients; spend that jumps past 80 % and 100 % at once sends the 100 % alert only, and the 80 % one is never
+sent later. A failed send keeps ``sent_at`` empty with ``last_error`` and is retried by the next run; an alert
+with ``sent_at`` is never sent again. Each month starts over; the previous month is still checked during the
+first two hours of a month (its last hour is written to the ledger after midnight). Amounts are rounded to
+the cent half up, as everywhere money is displayed (billing.money.usd_cents).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
@@ -23,10 +26,13 @@ from django.utils import timezone
 from billing import selectors
 from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
+from billing.money import usd_cents
 from fleet.models import Team
 
 logger = logging.getLogger(__name__)
-CENT = Decimal("0.01")
+# The ledger writes an hour's rows after it ends (and recomputes the last two hours every run), so the last
+# hours of a month land after midnight: the previous month is checked while now − this is still in it.
+PREVIOUS_MONTH_GRACE = timedelta(hours=2)
 
 
 def budget_alerts_due(status: selectors.BudgetStatus) -> list[tuple[str, int]]:
@@ -45,7 +51,7 @@ def budget_alert_email(*, alert: BudgetAlert, status: selectors.BudgetStatus) ->
     """The alert email (plain text and HTML) to the budget's recipients."""
     budget = status.budget
     if alert.kind == BudgetAlertKind.FORECAST:
-        headline = f"forecast ${status.forecast_usd.quantize(CENT)} is over the ${budget.monthly_usd} budget"
+        headline = f"forecast ${usd_cents(status.forecast_usd)} is over the ${budget.monthly_usd} budget"
     else:
         headline = f"{alert.threshold_pct} % of the ${budget.monthly_usd} budget reached"
     context = {"alert": alert, "status": status, "budget": budget, "headline": headline, "label": status.label}
@@ -67,11 +73,11 @@ def _alert_send(*, budget: Budget, kind: str, threshold_pct: int, status: select
             month=status.month,
             kind=kind,
             threshold_pct=threshold_pct,
-            defaults={"spend_usd": status.spend_usd.quantize(CENT), "forecast_usd": status.forecast_usd.quantize(CENT)},
+            defaults={"spend_usd": usd_cents(status.spend_usd), "forecast_usd": usd_cents(status.forecast_usd)},
         )
         if alert.sent_at is not None:
             return None
-        alert.spend_usd, alert.forecast_usd = status.spend_usd.quantize(CENT), status.forecast_usd.quantize(CENT)
+        alert.spend_usd, alert.forecast_usd = usd_cents(status.spend_usd), usd_cents(status.forecast_usd)
         if not budget.recipients:
             alert.last_error = "The budget has no recipients; add some and the next run sends it."
         else:
@@ -86,21 +92,36 @@ def _alert_send(*, budget: Budget, kind: str, threshold_pct: int, status: select
         return alert
 
 
-def budget_alerts_check(*, today: date | None = None) -> list[BudgetAlert]:
-    """Send the alerts every budget calls for this month; return those attempted in this run (sent or failed)."""
-    today = today or selectors.utc_today()
+def budget_alerts_check(*, today: date | None = None, now: datetime | None = None) -> list[BudgetAlert]:
+    """Send the alerts every budget calls for this month (and for the previous month while ``now`` −
+    PREVIOUS_MONTH_GRACE is still in it); return those attempted in this run (sent or failed).
+
+    ``today`` alone (tests, a day's check) checks that day's month only; without either, ``now`` is the clock.
+    """
+    if today is None:
+        now = now or datetime.now(UTC)
+        today = now.astimezone(UTC).date()
     month = selectors.month_start_of(today)
     budgets = list(Budget.objects.select_related("team", "project__team").order_by("pk"))
     if not budgets:
         return []
-    spend = selectors.budget_spend(budgets=budgets, start=month, end=today + timedelta(days=1))
+    checks = []
+    if now is not None:
+        earlier = (now - PREVIOUS_MONTH_GRACE).astimezone(UTC).date()
+        if earlier < month:  # the first hours of a month: the last hours of the previous one came in late
+            checks.append((selectors.month_start_of(earlier), month - timedelta(days=1)))
+    checks.append((month, today))
     attempted = []
-    for budget in budgets:
-        status = selectors.budget_status(budget=budget, spend_usd=spend[budget.pk], month=month, today=today)
-        for kind, threshold_pct in budget_alerts_due(status):
-            alert = _alert_send(budget=budget, kind=kind, threshold_pct=threshold_pct, status=status)
-            if alert is not None:
-                attempted.append(alert)
+    for check_month, check_today in checks:
+        spend = selectors.budget_spend(budgets=budgets, start=check_month, end=check_today + timedelta(days=1))
+        for budget in budgets:
+            status = selectors.budget_status(
+                budget=budget, spend_usd=spend[budget.pk], month=check_month, today=check_today
+            )
+            for kind, threshold_pct in budget_alerts_due(status):
+                alert = _alert_send(budget=budget, kind=kind, threshold_pct=threshold_pct, status=status)
+                if alert is not None:
+                    attempted.append(alert)
     return attempted
 
 
@@ -127,3 +148,22 @@ def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None
             )
         )
     return created
+
+
+DEMO_TIGHT_TEAM = "research"
+DEMO_TIGHT_SHARE = Decimal("0.85")
+
+
+def demo_budget_tighten(*, today: date | None = None) -> str:
+    """Set the demo's research budget so that this month's spend so far is 85 % of it (rounded up to $100), so the
+    demo shows a budget alert (80 %, and the forecast over budget) on its first check; returns the team's name, or
+    "" when the team or its budget is missing."""
+    today = today or selectors.utc_today()
+    budget = Budget.objects.filter(team__slug=DEMO_TIGHT_TEAM).select_related("team").first()
+    if budget is None:
+        return ""
+    month = selectors.month_start_of(today)
+    spent = selectors.budget_spend(budgets=[budget], start=month, end=today + timedelta(days=1))[budget.pk]
+    budget.monthly_usd = max(Decimal(100), (spent / DEMO_TIGHT_SHARE / 100).to_integral_value(ROUND_CEILING) * 100)
+    budget.save(update_fields=["monthly_usd"])
+    return budget.team.name

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Count, Min
 
 from billing.choices import LocationClass, PriceSource
 from billing.models import EgressRate, InstancePrice, OnPremCostModel
@@ -309,17 +310,20 @@ DEMO_GPU_HOUR_USD = {"L40S": (Decimal("1.861"), "AWS g6e.xlarge public on-demand
 
 
 def demo_price_estimates_seed() -> int:
-    """Give every cloud instance type of the demo fleet a price: the catalogue prices only part of it.
+    """Give every demo cloud node's instance type a price in its region: the catalogue prices only part of them.
 
+    Covers the cloud nodes of the demo providers as they are now (call again after the demo's inventory sync).
     Each estimate is an OVERRIDE row whose note says it is a demo estimate and how it was made: the same type's
     catalogue price in another region × a regional factor, else the catalogue's per-GPU price of the same GPU
     model × the GPU count, else DEMO_GPU_HOUR_USD. Idempotent; rows the catalogue prices are left alone.
     """
     from billing.rates import region_continent
-    from fleet.demo import DEMO_SITES
+    from fleet.catalog import gpu_key
+    from fleet.demo import DEMO_PROVIDERS
+    from fleet.models import Node
 
     catalogue = list(InstancePrice.objects.exclude(source=PriceSource.OVERRIDE).order_by("effective_from", "pk"))
-    latest = {(p.provider_kind, p.region, p.instance_type): p for p in catalogue}
+    priced = {(p.provider_kind, p.region, p.instance_type) for p in InstancePrice.objects.all()}
     by_type = {(p.provider_kind, p.instance_type): p for p in catalogue}
     per_gpu = {}
     for price in catalogue:
@@ -330,45 +334,53 @@ def demo_price_estimates_seed() -> int:
         p.spot_usd_per_h / p.on_demand_usd_per_h for p in catalogue if p.spot_usd_per_h and p.on_demand_usd_per_h
     )
     spot_ratio = ratios[len(ratios) // 2] if ratios else Decimal("0.4")
+    nodes = (
+        Node.objects.filter(
+            site__provider__name__in=[p[0] for p in DEMO_PROVIDERS], site__provider__kind__in=CLOUD_KINDS
+        )
+        .exclude(instance_type="")
+        .annotate(gpu_count=Count("gpus"), gpu_model=Min("gpus__model"))
+        .filter(gpu_count__gt=0)
+        .values_list("site__provider__kind", "site__region", "instance_type", "gpu_model", "gpu_count")
+        .order_by("site__provider__kind", "site__region", "instance_type")
+        .distinct()
+    )
     created = 0
-    for site in DEMO_SITES:
-        kind = {"aws-prod": ProviderKind.AWS, "gcp-ml": ProviderKind.GCP}.get(site.provider)
-        if kind is None:
+    for kind, region, instance_type, nvml_name, gpu_count in nodes:
+        if (kind, region, instance_type) in priced:
             continue
-        factor = DEMO_REGION_FACTORS.get(region_continent(kind, site.region), Decimal("1.10"))
-        for instance_type, _ in site.types:
-            if (kind, site.region, instance_type) in latest:
-                continue
-            spec = INSTANCE_TYPES[instance_type]
-            same_type = by_type.get((kind, instance_type))
-            if same_type is not None and same_type.on_demand_usd_per_h is not None:
-                on_demand = same_type.on_demand_usd_per_h * factor
-                spot = same_type.spot_usd_per_h * factor if same_type.spot_usd_per_h is not None else None
-                how = f"{same_type.region} catalogue price × {factor}"
-            elif spec.gpu in per_gpu:
-                rate, source = per_gpu[spec.gpu]
-                on_demand, spot = rate * spec.gpu_count * factor, None
-                how = f"{source.instance_type} ({source.region}) per-GPU price × {spec.gpu_count} GPUs × {factor}"
-            else:
-                rate, why = DEMO_GPU_HOUR_USD[spec.gpu]
-                on_demand, spot = rate * spec.gpu_count * factor, None
-                how = f"{why}, × {spec.gpu_count} GPUs × {factor}"
-            if spot is None:
-                spot = on_demand * spot_ratio
-                how += f"; spot = on-demand × {spot_ratio:.3f} (the catalogue's median spot ratio)"
-            _, made = InstancePrice.objects.get_or_create(
-                provider_kind=kind,
-                region=site.region,
-                instance_type=instance_type,
-                effective_from=DEMO_COST_MODELS_FROM,
-                source=PriceSource.OVERRIDE,
-                defaults={
-                    "gpu_model": spec.gpu,
-                    "gpu_count": spec.gpu_count,
-                    "on_demand_usd_per_h": on_demand.quantize(Decimal("0.000001")),
-                    "spot_usd_per_h": spot.quantize(Decimal("0.000001")) if spot is not None else None,
-                    "note": f"Demo estimate, not a published price: {how}",
-                },
-            )
-            created += made
+        priced.add((kind, region, instance_type))
+        model = gpu_key(nvml_name)
+        factor = DEMO_REGION_FACTORS.get(region_continent(kind, region), Decimal("1.10"))
+        same_type = by_type.get((kind, instance_type))
+        if same_type is not None and same_type.on_demand_usd_per_h is not None:
+            on_demand = same_type.on_demand_usd_per_h * factor
+            spot = same_type.spot_usd_per_h * factor if same_type.spot_usd_per_h is not None else None
+            how = f"{same_type.region} catalogue price × {factor}"
+        elif model in per_gpu:
+            rate, source = per_gpu[model]
+            on_demand, spot = rate * gpu_count * factor, None
+            how = f"{source.instance_type} ({source.region}) per-GPU price × {gpu_count} GPUs × {factor}"
+        elif model in DEMO_GPU_HOUR_USD:
+            rate, why = DEMO_GPU_HOUR_USD[model]
+            on_demand, spot = rate * gpu_count * factor, None
+            how = f"{why}, × {gpu_count} GPUs × {factor}"
+        else:
+            continue  # the ledger reports the node as unpriced
+        if spot is None:
+            spot = on_demand * spot_ratio
+            how += f"; spot = on-demand × {spot_ratio:.3f} (the catalogue's median spot ratio)"
+        InstancePrice.objects.create(
+            provider_kind=kind,
+            region=region,
+            instance_type=instance_type,
+            effective_from=DEMO_COST_MODELS_FROM,
+            source=PriceSource.OVERRIDE,
+            gpu_model=model,
+            gpu_count=gpu_count,
+            on_demand_usd_per_h=on_demand.quantize(Decimal("0.000001")),
+            spot_usd_per_h=spot.quantize(Decimal("0.000001")),
+            note=f"Demo estimate, not a published price: {how}",
+        )
+        created += 1
     return created

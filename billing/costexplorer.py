@@ -1,10 +1,16 @@
 """What AWS itself billed: daily totals and data-transfer records from Cost Explorer (``ce.get_cost_and_usage``).
 
 One call per import (DAILY, UnblendedCost and UsageQuantity, grouped by USAGE_TYPE, every page followed through
-``NextPageToken``) becomes a ``BilledCost`` row per day (the sum of every usage type) and an ``EgressRecord`` per
-day and data-transfer usage type (cause ``cost-explorer``). Both are keyed, so importing a day again updates it.
-A response that does not say what we need (an amount missing, a unit we do not know) is refused whole, with an
-error naming the day and usage type, and nothing is written.
+``NextPageToken``) becomes a ``BilledCost`` row per day and an ``EgressRecord`` per day and data-transfer usage
+type (cause ``cost-explorer``).
+
+``BilledCost`` is the counterpart of the ledger's estimate, which prices EC2 instance hours only: it sums only
+the EC2 instance usage types (AWS usage types ``[REGION-]BoxUsage:<type>`` on-demand, ``SpotUsage:<type>``,
+``DedicatedUsage:<type>``, ``HostUsage:<type>`` / ``HostBoxUsage``; see INSTANCE_USAGE_MARKERS). EBS volumes,
+snapshots, S3, data transfer, support and every other service's usage are left out, so reconciliation compares
+like with like (data transfer is imported as egress records instead). Both are keyed, so importing a day
+again updates it. A response that does not say what we need (an amount missing, a unit we do not know) is
+refused whole, with an error naming the day and usage type, and nothing is written.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ CE_REGION = "us-east-1"  # Cost Explorer has one endpoint
 COST_METRIC = "UnblendedCost"
 USAGE_METRIC = "UsageQuantity"
 DATA_TRANSFER_MARKERS = ("DataTransfer", "AWS-Out-Bytes", "AWS-In-Bytes", "-Out-Bytes")
+# EC2 instance-hour usage types (on-demand/reserved, spot, dedicated instances, dedicated hosts), with or without
+# a region prefix: what BilledCost sums.
+INSTANCE_USAGE_MARKERS = ("BoxUsage", "SpotUsage", "DedicatedUsage", "HostUsage")
 BYTES_PER_UNIT = {"GB": 10**9, "GiB": 2**30, "Bytes": 1, "TB": 10**12}
 PAGES_MAX = 1000  # a runaway NextPageToken loop stops here
 INTERNET = "internet"
@@ -103,6 +112,12 @@ class CostImportReport:
 def is_data_transfer(usage_type: str) -> bool:
     """Whether an AWS usage type is data transfer (egress or ingress bytes)."""
     return any(marker in usage_type for marker in DATA_TRANSFER_MARKERS)
+
+
+def is_instance_usage(usage_type: str) -> bool:
+    """Whether an AWS usage type is EC2 instance hours (the ledger's counterpart), e.g. ``USW2-BoxUsage:p5.48xlarge``
+    or ``SpotUsage:g5.xlarge``; EBS (``EBS:VolumeUsage.gp3``), S3, data transfer and support are not."""
+    return any(marker in usage_type for marker in INSTANCE_USAGE_MARKERS)
 
 
 def _region(code: str | None) -> str:
@@ -185,7 +200,8 @@ def cost_pages_fetch(client, *, start: date, end: date) -> list[dict]:
 
 
 def cost_pages_parse(pages: list[dict]) -> tuple[dict[date, Decimal], dict[tuple[date, str], tuple[Decimal, int]]]:
-    """Daily totals, and per (day, data-transfer usage type) the $ and bytes, from the pages of one query."""
+    """Daily EC2 instance-usage totals (``is_instance_usage``), and per (day, data-transfer usage type) the $ and
+    bytes, from the pages of one query."""
     totals: dict[date, Decimal] = {}
     transfers: dict[tuple[date, str], tuple[Decimal, int]] = {}
     for number, page in enumerate(pages, start=1):
@@ -203,7 +219,8 @@ def cost_pages_parse(pages: list[dict]) -> tuple[dict[date, Decimal], dict[tuple
                 usd, unit = _amount(group.get("Metrics"), COST_METRIC, where)
                 if unit != "USD":
                     raise CostExplorerError(f"{where}: cost unit {unit!r} is not USD")
-                totals[day] += usd
+                if is_instance_usage(usage_type):
+                    totals[day] += usd
                 if not is_data_transfer(usage_type):
                     continue
                 quantity, unit = _amount(group.get("Metrics"), USAGE_METRIC, where)

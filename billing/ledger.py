@@ -4,6 +4,14 @@
 per UTC day over nodes × the day's hours, and then rebuilds the daily sums (``LedgerDay``) of the days it
 touched. Recomputing an hour replaces it, so the computation is idempotent and backfillable.
 
+**Earlier runs are kept.** A node knows only its current run: when a stopped cloud instance starts again, sync
+moves ``launched_at`` to the new start and clears ``ended_at``. So a recomputation never deletes (or overwrites)
+a node's rows of hours that end at or before its current billing start (``coalesce(launched_at, created)``):
+those hours belong to an earlier run. A stop/start keeps the earlier run's hours; a backfill over hours before
+the current run only recomputes hours that have no row (and, the earlier runs being unknown, writes none there),
+so a price corrected later does not reprice an earlier run's hours. The hour holding the current start is
+recomputed from the current run.
+
 Semantics (also in docs/billing.md):
 
 - **Active seconds.** A node accrues cost for the seconds of the hour inside
@@ -146,9 +154,15 @@ SELECT node_id, hour, provider_id, provider_kind, site_id, team_id, project_id, 
 FROM costed
 """
 
+# Rows of hours that end at or before the node's current billing start belong to an earlier run (a stopped and
+# restarted cloud instance: sync moved launched_at to the new start), which the node no longer describes: they
+# are kept, and the INSERT never writes such hours (it covers only hours overlapping the current run).
 DELETE_SQL = """
-DELETE FROM billing_ledgerentry
-WHERE hour >= %(start)s AND hour < %(end)s AND (%(node_ids)s::bigint[] IS NULL OR node_id = ANY(%(node_ids)s::bigint[]))
+DELETE FROM billing_ledgerentry e
+USING fleet_node n
+WHERE n.id = e.node_id AND e.hour >= %(start)s AND e.hour < %(end)s
+  AND (%(node_ids)s::bigint[] IS NULL OR e.node_id = ANY(%(node_ids)s::bigint[]))
+  AND e.hour + interval '1 hour' > COALESCE(n.launched_at, n.created)
 """
 
 UNPRICED_SQL = """

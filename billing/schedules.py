@@ -14,6 +14,7 @@ def billing_schedules_sync() -> None:
         every_s=REPORT_SEND_DUE_INTERVAL_S,
         queue="reports",
         description="Creates each subscription's report delivery once its week or month has ended, and sends it.",
+        first_run_at_start=True,
     )
     # Prices: weekly AWS Price List refresh; list prices change rarely (the last cut: June 2025).
     _ensure(
@@ -30,6 +31,7 @@ def billing_schedules_sync() -> None:
         every_s=3600,
         queue="billing",
         description="Emails each budget's recipients once per threshold (and forecast over) per month.",
+        first_run_at_start=True,
     )
     # Ledger: the last two complete hours and the current one every 5 min; Cost Explorer daily.
     _ensure(
@@ -38,6 +40,7 @@ def billing_schedules_sync() -> None:
         every_s=300,
         queue="billing",
         description="Recomputes the hourly cost ledger of the last two hours and the current one, and their days.",
+        first_run_at_start=True,
     )
     _ensure(
         name="costs: AWS Cost Explorer import",

@@ -18,11 +18,16 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from billing.models import Budget, EgressRecord, LedgerDay, LedgerNodeDay
+from billing.money import usd_cents
 from fleet.catalog import gpu_key
 from fleet.choices import NodeLifecycle
 from fleet.models import Node, Project, Provider, Site, Team
 
 SPEND_DIMENSIONS = ("provider", "site", "team", "project", "gpu_model", "lifecycle", "day")
+# The days a spend period may name (the page's form and the API check them with ``period_errors``): dates
+# outside these years are typing mistakes, and the upper bound keeps "last day + 1" representable.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+MAX_RANGE_DAYS = 400
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 UNASSIGNED = "Unassigned"
@@ -93,6 +98,20 @@ def next_month_start(day: date) -> date:
     """The first day of the month after ``day``'s."""
     days = calendar.monthrange(day.year, day.month)[1]
     return month_start_of(day) + timedelta(days=days)
+
+
+def period_errors(*, start: date, last: date) -> dict[str, str]:
+    """What is wrong with a spend period from ``start`` to ``last`` (both inclusive): {"from"|"to": message},
+    empty when it is fine. The one check of the spend page's filter form and the spend API."""
+    errors = {}
+    for name, value in (("from", start), ("to", last)):
+        if not EARLIEST_DAY <= value <= LATEST_DAY:
+            errors[name] = f"Give a day between {EARLIEST_DAY} and {LATEST_DAY}."
+    if not errors and last < start:
+        errors["to"] = "The end date is before the start date."
+    elif not errors and (last - start).days + 1 > MAX_RANGE_DAYS:
+        errors["to"] = f"Choose at most {MAX_RANGE_DAYS} days."
+    return errors
 
 
 def ledger_day_rows(*, start: date, end: date, teams: list[int] | None = None) -> QuerySet[LedgerDay]:
@@ -347,16 +366,20 @@ def budget_status_list(
 
 
 def budget_total_usd(*, teams: list[int] | None = None) -> Decimal:
-    """The sum of the monthly budgets in the team scope."""
+    """The sum of the monthly budgets in the team scope, each $ once: the team budgets, plus the project budgets
+    of teams without a budget of their own (a team's budget already covers its projects' spend)."""
     if teams is not None and not teams:
         return ZERO
-    return budget_list(teams=teams).aggregate(s=Sum("monthly_usd"))["s"] or ZERO
+    budgeted_teams = Budget.objects.filter(team__isnull=False).values("team_id")
+    counted = budget_list(teams=teams).filter(Q(team__isnull=False) | ~Q(project__team_id__in=budgeted_teams))
+    return counted.order_by().aggregate(s=Sum("monthly_usd"))["s"] or ZERO
 
 
 def idle_cost_nodes(*, start: date, end: date, teams: list[int] | None = None, limit: int = 10) -> list[dict]:
     """The nodes whose idle GPUs cost most in ``[start, end)``: node id/name/site/team, idle $ and GPU-hours.
 
-    Reads LedgerNodeDay (per node-day sums of the ledger); a node's idle $ counts for the team it was booked to.
+    Reads LedgerNodeDay (per node-day sums of the ledger); a node's idle $ counts for, and is labelled with, the
+    team it was booked to (a node that moved between teams in the range has a row per team).
     """
     if teams is not None and not teams:
         return []
@@ -364,12 +387,13 @@ def idle_cost_nodes(*, start: date, end: date, teams: list[int] | None = None, l
     if teams is not None:
         entries = entries.filter(team_id__in=teams)
     top = list(
-        entries.values("node_id")
+        entries.values("node_id", "team_id")
         .annotate(idle_usd=Sum("idle_usd"), idle_gpu_hours=Sum("idle_gpu_hours"))
         .filter(idle_usd__gt=0)
-        .order_by("-idle_usd", "node_id")[:limit]
+        .order_by("-idle_usd", "node_id", "team_id")[:limit]
     )
-    nodes = Node.objects.select_related("site", "team").in_bulk([row["node_id"] for row in top])
+    nodes = Node.objects.select_related("site").in_bulk([row["node_id"] for row in top])
+    team_names = dict(Team.objects.filter(pk__in={row["team_id"] for row in top}).values_list("pk", "name"))
     result = []
     for row in top:
         node = nodes.get(row["node_id"])
@@ -378,7 +402,7 @@ def idle_cost_nodes(*, start: date, end: date, teams: list[int] | None = None, l
                 "node_id": row["node_id"],
                 "name": node.name if node else f"#{row['node_id']}",
                 "site": node.site.name if node else "",
-                "team": node.team.name if node and node.team_id else UNASSIGNED,
+                "team": team_names.get(row["team_id"], UNASSIGNED),
                 "idle_usd": row["idle_usd"],
                 "idle_gpu_hours": row["idle_gpu_hours"],
             }
@@ -435,7 +459,7 @@ def spend_overview(*, teams: list[int] | None = None, today: date | None = None)
         budget_pct=_pct(month.total_usd, budget),
         egress_month_usd=egress_total_usd(start=month_start, end=tomorrow, teams=teams),
         idle_today_usd=day.idle_usd,
-        idle_per_day_usd=(month.idle_usd / elapsed_days).quantize(CENT),
+        idle_per_day_usd=usd_cents(month.idle_usd / elapsed_days),
     )
 
 

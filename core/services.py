@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
@@ -102,9 +102,20 @@ def heartbeat_schedule_sync() -> None:
 
 
 def periodic_task_ensure(
-    *, name: str, task: str, every_s: int, queue: str, kwargs: dict | None = None, description: str = ""
+    *,
+    name: str,
+    task: str,
+    every_s: int,
+    queue: str,
+    kwargs: dict | None = None,
+    description: str = "",
+    first_run_at_start: bool = False,
 ) -> None:
-    """Create a beat schedule entry if it is missing; an existing one (maybe edited in the admin) is kept."""
+    """Create a beat schedule entry if it is missing; an existing one (maybe edited in the admin) is kept.
+
+    A new entry first runs one interval after beat starts, or at once with ``first_run_at_start`` (for work a
+    fresh install should see soon: the ledger, due reports, budget alerts).
+    """
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     every, _ = IntervalSchedule.objects.get_or_create(every=every_s, period=IntervalSchedule.SECONDS)
@@ -118,5 +129,7 @@ def periodic_task_ensure(
             # A run that waited longer than its interval would be overtaken by the next one anyway.
             "expire_seconds": every_s,
             "description": description,
+            # Beat treats a missing last run as "just ran"; a run an interval ago makes the entry due now.
+            "last_run_at": timezone.now() - timedelta(seconds=every_s) if first_run_at_start else None,
         },
     )

@@ -160,7 +160,14 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEM
     now = timezone.now().replace(microsecond=0)
 
     providers = {
-        name: Provider.objects.create(name=name, kind=kind, account_id=account, credential_ref=cred)
+        name: Provider.objects.create(
+            name=name,
+            kind=kind,
+            account_id=account,
+            credential_ref=cred,
+            # AWS inventory (and launching) needs its regions; GCP's empty list means every zone.
+            regions=sorted({s.region for s in DEMO_SITES if s.provider == name}) if kind == ProviderKind.AWS else [],
+        )
         for name, kind, account, cred in DEMO_PROVIDERS
     }
     sites = {
@@ -251,7 +258,7 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEM
 def demo_fleet_delete() -> None:
     """Delete the demo fleet (its providers and everything under them, and the demo teams), with the spend,
     jobs and datasets that refer to it."""
-    from billing.models import LedgerDay, LedgerEntry
+    from billing.models import LedgerDay, LedgerEntry, LedgerNodeDay
     from scheduler.demo import DEMO_DATASETS
     from scheduler.models import Dataset, Job
 
@@ -260,8 +267,51 @@ def demo_fleet_delete() -> None:
     Dataset.objects.filter(Q(site__provider__name__in=names) | Q(name__in=[d[0] for d in DEMO_DATASETS])).delete()
     LedgerEntry.objects.filter(provider__name__in=names).delete()
     LedgerDay.objects.filter(provider__name__in=names).delete()
+    LedgerNodeDay.objects.filter(node__site__provider__name__in=names).delete()
     Node.objects.filter(site__provider__name__in=names).delete()
     Site.objects.filter(provider__name__in=names).delete()
     Provider.objects.filter(name__in=names).delete()
     Project.objects.filter(team__slug__in=DEMO_TEAMS).delete()
     Team.objects.filter(slug__in=DEMO_TEAMS).delete()
+
+
+# Synthetic hourly roll-ups for the demo's history (the simulator only produces telemetry from the moment the demo
+# starts). About one GPU in eight sits idle; the others run at 30-99 % with a per-hour wobble. Power follows
+# utilisation between 12 % and 97 % of the GPU's limit; energy is that power over the hour.
+DEMO_HISTORY_SQL = """
+INSERT INTO fleet_gpu_hour (hour, gpu_id, energy_wh, samples, idle_s, util_avg, util_max, power_avg_w, power_max_w,
+                            mem_used_max_mib, temp_max_c, minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c)
+SELECT h.hour, g.id, u.power_w, 240, CASE WHEN u.util < 5 THEN 3600 ELSE 0 END, u.util, least(100, u.util + 8),
+       u.power_w, least(lim.w, u.power_w * 1.1), g.memory_mib * u.util / 100.0, 35 + u.util / 2.0,
+       '{}', '{}', '{}', '{}', '{}'
+FROM fleet_gpu g
+JOIN fleet_node n ON n.id = g.node_id
+JOIN fleet_site s ON s.id = n.site_id
+JOIN fleet_provider p ON p.id = s.provider_id
+CROSS JOIN LATERAL (SELECT coalesce(g.power_limit_w, 300)::float AS w) lim
+CROSS JOIN LATERAL generate_series(
+    greatest(date_trunc('hour', coalesce(n.launched_at, n.created)) + interval '1 hour', %(start)s::timestamptz),
+    %(last)s::timestamptz, interval '1 hour') AS h(hour)
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN abs(hashint8(g.id)) %% 8 = 0 THEN (abs(hashint8(g.id + extract(epoch FROM h.hour)::bigint)) %% 4)
+                ELSE 30 + abs(hashint8(g.id * 7919 + extract(epoch FROM h.hour)::bigint)) %% 70 END::float AS util
+) u0
+CROSS JOIN LATERAL (SELECT u0.util, lim.w * (0.12 + 0.85 * u0.util / 100.0) AS power_w) u
+WHERE p.name = ANY(%(providers)s) AND n.state = 'running'
+ON CONFLICT (gpu_id, hour) DO NOTHING
+"""
+
+
+def demo_telemetry_history_seed(*, days: int = 30, now=None) -> int:
+    """Hourly roll-ups of the demo fleet's GPUs for the last ``days`` days up to two hours ago (so the live
+    roll-ups of the simulator's telemetry are never overwritten); returns the rows written. Idempotent."""
+    from django.db import connection
+
+    now = now or timezone.now()
+    last = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            DEMO_HISTORY_SQL,
+            {"start": last - timedelta(days=days), "last": last, "providers": [p[0] for p in DEMO_PROVIDERS]},
+        )
+        return cursor.rowcount

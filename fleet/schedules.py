@@ -16,6 +16,7 @@ def fleet_schedules_sync() -> None:
         every_s=settings.INVENTORY_SYNC_INTERVAL_S,
         queue="inventory",
         description="Lists the GPU instances of every enabled AWS and GCP provider.",
+        first_run_at_start=True,
     )
     periodic_task_ensure(
         name="telemetry poll",

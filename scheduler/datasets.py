@@ -9,11 +9,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
 
-from billing.rates import EgressTariff, Location
+from billing.rates import EgressRateMissing, EgressTariff, Location
 from fleet.choices import ProviderKind
 from fleet.inventory.aws import session_for
 from fleet.inventory.base import DiscoveryError
 from fleet.models import Provider, Site
+from scheduler.optimizer.model import MoveUnpriceable
 
 URI_SCHEMES = {"s3": ProviderKind.AWS, "gs": ProviderKind.GCP}
 # GetBucketLocation answers None (or "") for buckets in us-east-1, and "EU" for old eu-west-1 buckets.
@@ -94,11 +95,20 @@ class TariffNetwork:
     """The optimiser's Network: egress $ from the EgressTariff in force, time from a nominal bandwidth.
 
     Location keys of on-prem sites need their site (its continent); cloud keys are rebuilt from kind and region.
+    A route without a rate raises EgressRateMissing, or with ``unpriceable_infeasible`` the optimiser's
+    MoveUnpriceable (placement: only the candidates needing that move are dropped).
     """
 
-    def __init__(self, *, tariff: EgressTariff, locations: dict[str, Location] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tariff: EgressTariff,
+        locations: dict[str, Location] | None = None,
+        unpriceable_infeasible: bool = False,
+    ) -> None:
         self.tariff = tariff
         self.locations = dict(locations or {})
+        self.unpriceable_infeasible = unpriceable_infeasible
 
     def location(self, key: str) -> Location:
         """The Location of a key such as ``aws:us-east-1`` or ``onprem:dc-1``."""
@@ -112,7 +122,12 @@ class TariffNetwork:
         """What moving ``size_bytes`` from ``src`` to ``dst`` costs (charged by the source)."""
         if src == dst:
             return Decimal(0)
-        return self.tariff.usd(self.location(src), self.location(dst), size_bytes)
+        try:
+            return self.tariff.usd(self.location(src), self.location(dst), size_bytes)
+        except EgressRateMissing as exc:
+            if self.unpriceable_infeasible:
+                raise MoveUnpriceable(str(exc)) from exc
+            raise
 
     def transfer_s(self, src: str, dst: str, size_bytes: int) -> float:
         """Seconds to copy ``size_bytes`` from ``src`` to ``dst`` at TRANSFER_BYTES_PER_S."""

@@ -7,7 +7,7 @@ from django import forms
 from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
 from fleet.models import Project, Team
-from scheduler.api.serializers import MAX_EXPECTED_HOURS, MAX_GPUS_PER_JOB, PRIORITY_RANGE
+from scheduler.api.serializers import MAX_EXPECTED_HOURS, MAX_GPUS_PER_JOB, PRIORITY_RANGE, job_request_errors
 from scheduler.models import Dataset, Job
 
 GPU_MODEL_CHOICES = [("", "Any")] + [(key, key) for key in GPU_SPECS]
@@ -61,19 +61,21 @@ class JobForm(forms.ModelForm):
 
     def clean_allowed_regions(self) -> list[str]:
         regions = [r.strip() for r in self.cleaned_data["allowed_regions"].split(",") if r.strip()]
-        if len(set(regions)) != len(regions):
-            raise forms.ValidationError("A region is listed twice.")
         if any(len(r) > 64 for r in regions):
             raise forms.ValidationError("A region name is at most 64 characters.")
         return regions
 
     def clean(self):
         cleaned = super().clean()
-        team, project = cleaned.get("team"), cleaned.get("project")
-        if project is not None and team is not None and project.team_id != team.pk:
-            self.add_error("project", f"Project {project} belongs to another team than {team}.")
-        if cleaned.get("gpu_model") and cleaned.get("min_gpu_memory_mib"):
-            self.add_error("min_gpu_memory_mib", "Give a GPU model or a minimum GPU memory, not both.")
+        errors = job_request_errors(
+            team=cleaned.get("team"),
+            project=cleaned.get("project"),
+            gpu_model=cleaned.get("gpu_model"),
+            min_gpu_memory_mib=cleaned.get("min_gpu_memory_mib"),
+            allowed_regions=cleaned.get("allowed_regions"),
+        )
+        for name, message in errors.items():
+            self.add_error(name, message)
         return cleaned
 
 

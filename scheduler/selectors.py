@@ -34,10 +34,13 @@ class Queue:
     pending: list[Job]
     placed: list[Job]
     running: list[Job]
+    pending_count: int  # all pending jobs, not only the rows shown (at most ``limit``)
 
 
 def job_queue(*, limit: int = QUEUE_ROWS_MAX) -> Queue:
-    """Pending (with reasons), placed and running jobs, each with its active placement; three queries."""
+    """Pending (with reasons), placed and running jobs (at most ``limit`` each), each with its active placement,
+    and how many jobs are pending in all: five queries (pending; placed and running with their placements),
+    plus a count when the pending rows are cut at ``limit``."""
     active = Prefetch(
         "placements", queryset=Placement.objects.filter(active=True).select_related("node"), to_attr="active_placements"
     )
@@ -50,7 +53,11 @@ def job_queue(*, limit: int = QUEUE_ROWS_MAX) -> Queue:
     for state in (JobState.PENDING,):
         for job in rows[state]:
             job.active_placements = []
-    return Queue(pending=rows[JobState.PENDING], placed=rows[JobState.PLACED], running=rows[JobState.RUNNING])
+    pending = rows[JobState.PENDING]
+    pending_count = len(pending) if len(pending) < limit else Job.objects.filter(state=JobState.PENDING).count()
+    return Queue(
+        pending=pending, placed=rows[JobState.PLACED], running=rows[JobState.RUNNING], pending_count=pending_count
+    )
 
 
 def job_detail(*, pk: int) -> Job:

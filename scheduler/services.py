@@ -36,7 +36,8 @@ from scheduler.optimizer import POLICY_VERSION, DatasetIn, JobIn, NodeIn, OfferI
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key: one placement run at a time, so two runs never book the same free GPUs.
+# pg_try_advisory_xact_lock key: one placement run at a time, so two runs never book the same free GPUs; a run
+# that finds another in progress is skipped (the other run, or the next beat run, places what it left).
 PLACE_LOCK_KEY = 0x46_44_50_4C_41_43_45  # "FDPLACE"
 # A node whose telemetry was last seen longer ago than this is not offered (it may be gone).
 NODE_SEEN_WITHIN = timedelta(minutes=15)
@@ -45,6 +46,7 @@ POWER_LIMIT_SHARE = Decimal("0.7")
 POWER_WINDOW = timedelta(days=1)
 # Node states in which placed (not yet running) jobs are sent back to the queue.
 LOST_NODE_STATES = (NodeState.UNREACHABLE, NodeState.STOPPED, NodeState.TERMINATED)
+PLACE_SKIPPED = "another placement run is in progress"
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     JobState.PENDING: (JobState.CANCELLED,),
@@ -65,6 +67,7 @@ class PlaceReport:
     unplaced: dict[int, str] = field(default_factory=dict)
     launches: int = 0
     method: str = "auto"
+    skipped: str = ""  # why the run did nothing (another run held the placement lock); empty when it ran
 
     def as_dict(self) -> dict:
         """The report as JSON-able data."""
@@ -73,6 +76,7 @@ class PlaceReport:
             "unplaced": {str(k): v for k, v in self.unplaced.items()},
             "launches": self.launches,
             "method": self.method,
+            "skipped": self.skipped,
         }
 
 
@@ -214,8 +218,26 @@ def _launched_for_live_jobs_drop(rows: list[Node]) -> list[Node]:
     return [node for node in rows if owners.get(node.pk) not in live]
 
 
-def fleet_inputs(*, now: datetime, extra_locations: dict[str, Location] | None = None) -> FleetInputs:
-    """Free GPUs on usable nodes with their $/GPU-h, the cloud offers of enabled providers, and the network."""
+def node_gpu_memory_mib(gpu_name: str | None, measured_mib: int | None) -> int | None:
+    """A node's GPU memory on the catalogue's scale (H100: 81920 MiB, as offers have it), not NVML's (81559 MiB);
+    the measured figure only for a model the catalogue does not know."""
+    spec = GPU_SPECS.get(gpu_key(gpu_name)) if gpu_name else None
+    return spec.memory_mib if spec is not None else measured_mib
+
+
+def fleet_inputs(
+    *,
+    now: datetime,
+    extra_locations: dict[str, Location] | None = None,
+    providers: dict[str, Provider] | None = None,
+    unpriceable_infeasible: bool = False,
+) -> FleetInputs:
+    """Free GPUs on usable nodes with their $/GPU-h, the cloud offers of enabled providers, and the network.
+
+    ``providers``: launch_providers(), when the caller already has them. ``unpriceable_infeasible``: the network
+    reports a move without an egress rate as infeasible for that candidate (placement) instead of raising
+    EgressRateMissing (what-if).
+    """
     day = now.date()
     busy = (
         Placement.objects.filter(node=OuterRef("pk"), active=True, job__state__in=ACTIVE_JOB_STATES)
@@ -280,14 +302,16 @@ def fleet_inputs(*, now: datetime, extra_locations: dict[str, Location] | None =
                 provider_kind=kind,
                 region=node.site.name if kind == ProviderKind.ONPREM else node.site.region,
                 gpu_model=gpu_key(node.gpu_name),
-                gpu_memory_mib=node.memory_mib,
+                gpu_memory_mib=node_gpu_memory_mib(node.gpu_name, node.memory_mib),
                 free_gpus=free,
                 usd_per_gpu_h=per_gpu_h,
                 spot=node.lifecycle == NodeLifecycle.SPOT,
             )
         )
-    offers = offer_ins(book=book)
-    network = TariffNetwork(tariff=EgressTariff.load(day=day), locations=locations)
+    offers = offer_ins(book=book, providers=providers)
+    network = TariffNetwork(
+        tariff=EgressTariff.load(day=day), locations=locations, unpriceable_infeasible=unpriceable_infeasible
+    )
     return FleetInputs(
         nodes=nodes, offers=offers, network=network, node_rows={n.pk: n for n in rows}, energy_basis=energy_basis
     )
@@ -301,14 +325,23 @@ def launch_providers() -> dict[str, Provider]:
     return chosen
 
 
-def offer_ins(*, book: PriceBook) -> list[OfferIn]:
-    """One offer per purchase option of every priced instance type of the provider kinds with an enabled account."""
-    providers = launch_providers()
+def offer_region_ok(provider: Provider, region: str) -> bool:
+    """Whether ``provider`` launches (and inventory sync then finds) instances in ``region``: AWS only in its
+    configured regions; GCP in its regions, or anywhere when it lists none (sync then scans every zone)."""
+    if provider.kind == ProviderKind.AWS or provider.regions:
+        return region in (provider.regions or ())
+    return True
+
+
+def offer_ins(*, book: PriceBook, providers: dict[str, Provider] | None = None) -> list[OfferIn]:
+    """One offer per purchase option of every priced instance type of the provider kinds with an enabled account,
+    in the regions that account launches in (``offer_region_ok``)."""
+    providers = launch_providers() if providers is None else providers
     offers = []
     for offer in book.offers():
         provider = providers.get(offer.provider_kind)
         spec = GPU_SPECS.get(offer.gpu_model)
-        if provider is None or spec is None:
+        if provider is None or spec is None or not offer_region_ok(provider, offer.region):
             continue
         location = Location(provider_kind=offer.provider_kind, region=offer.region).key
         for spot, listed in ((False, offer.on_demand_usd_per_h), (True, offer.spot_usd_per_h)):
@@ -426,7 +459,8 @@ def _placement_build(*, job: Job, decision, inputs: FleetInputs, job_datasets: l
             node=node,
             site=node.site,
             provider_kind=node.site.provider.kind,
-            region=node.site.region,
+            # the region allowed_regions matches: the site name on-prem (as the optimiser's NodeIn.region)
+            region=node.site.name if node.site.provider.kind == ProviderKind.ONPREM else node.site.region,
             instance_type=node.instance_type,
             spot=node.lifecycle == NodeLifecycle.SPOT,
         )
@@ -468,8 +502,11 @@ def _egress_planned(*, placement: Placement, job: Job, chosen, network: TariffNe
 def jobs_place(*, job_ids: list[int] | None = None, now: datetime | None = None, method: str = "auto") -> PlaceReport:
     """Place every pending job (or those of ``job_ids``) together: write placements, planned egress, launches.
 
-    Runs under a transaction-level advisory lock, so concurrent runs take turns and the second sees the GPUs the
-    first booked. Jobs are decided as one batch, so existing free GPUs go where they save the most overall.
+    Runs under a transaction-level advisory lock taken without waiting: while another run holds it, this one does
+    nothing and its report says so (``skipped``), so runs never queue up behind each other on workers; the run in
+    progress, or the next one (beat runs every minute), places what is pending. Jobs are decided as one batch, so
+    existing free GPUs go where they save the most overall. A candidate whose data moves cannot be priced (no
+    egress rate) is left out for that job only.
     """
     from scheduler.launch import placement_launch_prepare, placements_launch_enqueue
 
@@ -477,8 +514,17 @@ def jobs_place(*, job_ids: list[int] | None = None, now: datetime | None = None,
     report = PlaceReport(method=method)
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLACE_LOCK_KEY])
-        pending = Job.objects.filter(state=JobState.PENDING).select_for_update(skip_locked=True, of=("self",))
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PLACE_LOCK_KEY])
+            (locked,) = cursor.fetchone()
+        if not locked:
+            report.skipped = PLACE_SKIPPED
+            logger.info("placement run skipped: %s", PLACE_SKIPPED)
+            return report
+        pending = (
+            Job.objects.filter(state=JobState.PENDING)
+            .select_related("team", "project")
+            .select_for_update(skip_locked=True, of=("self",))
+        )
         if job_ids is not None:
             pending = pending.filter(pk__in=job_ids)
         jobs = list(pending.order_by("pk"))
@@ -490,36 +536,33 @@ def jobs_place(*, job_ids: list[int] | None = None, now: datetime | None = None,
             job_dataset_ids[job_id].append(dataset_id)
         wanted = {pk for ids in job_dataset_ids.values() for pk in ids}
         datasets, locations = dataset_ins(Dataset.objects.filter(pk__in=wanted).select_related("site__provider"))
-        inputs = fleet_inputs(now=now, extra_locations=locations)
+        providers = launch_providers()
+        inputs = fleet_inputs(now=now, extra_locations=locations, providers=providers, unpriceable_infeasible=True)
         job_inputs = [job_in(job, tuple(sorted(job_dataset_ids[job.pk]))) for job in jobs]
-        try:
-            result = place_batch(
-                job_inputs,
-                nodes=inputs.nodes,
-                offers=inputs.offers,
-                datasets=datasets,
-                network=inputs.network,
-                method=method,
-            )
-        except EgressRateMissing as exc:
-            # Without egress rates no candidate can be priced; say so on every job instead of failing the run.
-            for job in jobs:
-                job.pending_reason = f"Cannot price data movement: {exc}"[:500]
-            Job.objects.bulk_update(jobs, ["pending_reason"])
-            report.unplaced = {job.pk: job.pending_reason for job in jobs}
-            return report
+        result = place_batch(
+            job_inputs,
+            nodes=inputs.nodes,
+            offers=inputs.offers,
+            datasets=datasets,
+            network=inputs.network,
+            method=method,
+        )
         by_id = {job.pk: job for job in jobs}
         placements, decisions = [], []
         for job_id, decision in sorted(result.decisions.items()):
             job = by_id[job_id]
             job_datasets = [datasets[pk] for pk in sorted(job_dataset_ids[job_id]) if pk in datasets]
             placement = _placement_build(job=job, decision=decision, inputs=inputs, job_datasets=job_datasets, now=now)
-            if placement.target_kind == TargetKind.OFFER:
-                placement_launch_prepare(placement=placement)
             placements.append(placement)
             decisions.append(decision)
             job.state, job.pending_reason = JobState.PLACED, ""
         Placement.objects.bulk_create(placements)
+        # The launch call carries an idempotency token derived from the placement's id, so it is built once saved.
+        offers = [p for p in placements if p.target_kind == TargetKind.OFFER]
+        for placement in offers:
+            placement_launch_prepare(placement=placement, providers=providers)
+        if offers:
+            Placement.objects.bulk_update(offers, ["launch_request", "launch_status"])
         records = []
         for placement, decision in zip(placements, decisions, strict=True):
             records += _egress_planned(
@@ -564,7 +607,9 @@ def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Job:
     """Move a job to ``state`` (placed→running→succeeded/failed; any live state→cancelled); raise TransitionError.
 
     Ending a job keeps its placement as history; its GPUs count as free again because only placed and running
-    jobs hold GPUs. A placed job cancelled before it ran drops its planned egress (the data never moved).
+    jobs hold GPUs. A placed job cancelled before it ran drops its planned egress (the data never moved); a job
+    that starts running makes its active placement's planned egress real (planned=False, occurred_at=now), so
+    the spend reads count it.
     """
     now = now or timezone.now()
     job = Job.objects.select_for_update().get(pk=job.pk)
@@ -576,6 +621,9 @@ def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Job:
     if state == JobState.RUNNING:
         job.started_at = now
         fields.append("started_at")
+        EgressRecord.objects.filter(placement__job=job, placement__active=True, planned=True).update(
+            planned=False, occurred_at=now
+        )
     if state in ENDED_JOB_STATES:
         job.ended_at = now
         fields.append("ended_at")
@@ -594,23 +642,31 @@ def jobs_requeue_unreachable() -> list[int]:
     """Send placed jobs on nodes that became unreachable (or stopped, or terminated) back to the queue.
 
     Only jobs that have not started: a running job may still be running on a node whose telemetry is merely
-    unreachable, and automation reports its end. The old placement goes inactive and its planned egress records
-    are deleted (the data never moved; the next placement plans its own). Returns the re-queued job ids.
+    unreachable, and automation reports its end. The jobs' rows are locked first (as job_transition locks them)
+    and the state re-checked, so a job that just became running or cancelled is left alone. The old placement
+    goes inactive and its planned egress records are deleted (the data never moved; the next placement plans
+    its own). Returns the re-queued job ids.
     """
+    lost = Placement.objects.filter(active=True, node__state__in=LOST_NODE_STATES).values("job_id")
+    job_ids = list(
+        Job.objects.select_for_update()
+        .filter(state=JobState.PLACED, pk__in=lost)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not job_ids:
+        return []
     placements = list(
         Placement.objects.select_for_update(of=("self",))
-        .filter(active=True, job__state=JobState.PLACED, node__state__in=LOST_NODE_STATES)
+        .filter(active=True, job_id__in=job_ids, node__state__in=LOST_NODE_STATES)
         .order_by("pk")
     )
-    if not placements:
-        return []
-    job_ids = [p.job_id for p in placements]
     EgressRecord.objects.filter(placement__in=placements, planned=True).delete()
     Placement.objects.filter(pk__in=[p.pk for p in placements]).update(active=False)
-    Job.objects.filter(pk__in=job_ids).update(
+    Job.objects.filter(pk__in=job_ids, state=JobState.PLACED).update(
         state=JobState.PENDING, pending_reason="Re-queued: its node became unreachable."
     )
     from scheduler.tasks import jobs_place as jobs_place_task
 
     transaction.on_commit(partial(jobs_place_task.delay))
-    return sorted(job_ids)
+    return job_ids

@@ -4,7 +4,8 @@ from celery import shared_task
 
 from scheduler import launch, services
 
-# Placement of a large batch runs the exact MILP only when it is small; past this the worker is stuck.
+# A placement run solves small priority tiers exactly (MILP, 10 s limit each) and larger ones with the fast
+# method; a run still going after these limits is stopped (soft limit first) rather than hold a worker.
 PLACE_SOFT_TIME_LIMIT_S = 120
 PLACE_TIME_LIMIT_S = 150
 

@@ -76,7 +76,10 @@ def place_now(request):
     if not request.user.has_perm("scheduler.change_job"):
         raise PermissionDenied
     report = services.jobs_place()
-    messages.success(request, f"Placed {len(report.placed)} job(s); {len(report.unplaced)} still pending.")
+    if report.skipped:
+        messages.warning(request, f"Nothing was placed: {report.skipped}; it places the pending jobs.")
+    else:
+        messages.success(request, f"Placed {len(report.placed)} job(s); {len(report.unplaced)} still pending.")
     return redirect("scheduler")
 
 

@@ -13,8 +13,9 @@ from billing.reports.data import report_data
 from billing.reports.delivery import report_send_now
 from billing.reports.filtersets import ReportDeliveryFilterSet, ReportSubscriptionFilterSet
 from billing.reports.periods import report_period_current, report_period_last
-from billing.reports.queries import report_delivery_list
+from billing.reports.queries import report_deliveries_scoped, report_delivery_list, report_subscriptions_scoped
 from billing.reports.render import report_render
+from billing.scoping import spend_team_scope
 from core.api.permissions import ModelActionPermissions
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
@@ -74,6 +75,10 @@ class ReportSubscriptionViewSet(FleetdeckModelViewSet):
     serializer_class = ReportSubscriptionSerializer
     filterset_class = ReportSubscriptionFilterSet
 
+    def get_queryset(self):
+        # A viewer limited to teams sees only those teams' subscriptions (others: 404), never whole-fleet ones.
+        return report_subscriptions_scoped(super().get_queryset(), spend_team_scope(self.request.user))
+
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
 
@@ -119,6 +124,9 @@ class ReportDeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = report_delivery_list()
     serializer_class = ReportDeliverySerializer
     filterset_class = ReportDeliveryFilterSet
+
+    def get_queryset(self):
+        return report_deliveries_scoped(super().get_queryset(), spend_team_scope(self.request.user))
 
 
 def register(router) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import django_filters as filters
 from django.db.models import Q
@@ -28,10 +28,9 @@ from core.filters import StableOrderingFilter
 from fleet.choices import ProviderKind
 from fleet.models import Provider
 
-MAX_RANGE_DAYS = 400
 MAX_PK = 2**31 - 1
-# Dates outside these years are typing mistakes; the upper bound also keeps "to + 1 day" representable.
-EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+# The bounds live with the check both the API and the spend page use (selectors.period_errors).
+EARLIEST_DAY, LATEST_DAY, MAX_RANGE_DAYS = selectors.EARLIEST_DAY, selectors.LATEST_DAY, selectors.MAX_RANGE_DAYS
 MONEY = {"max_digits": 20, "decimal_places": 6, "read_only": True}
 DECIMAL = serializers.DecimalField(max_digits=20, decimal_places=6)
 
@@ -56,14 +55,7 @@ class PeriodSerializer(serializers.Serializer):
         today = selectors.utc_today()
         start = attrs.get("from") or selectors.month_start_of(today)
         last = attrs.get("to") or max(today, start)
-        errors = {}
-        for name, value in (("from", start), ("to", last)):
-            if not EARLIEST_DAY <= value <= LATEST_DAY:
-                errors[name] = f"Give a day between {EARLIEST_DAY} and {LATEST_DAY}."
-        if not errors and last < start:
-            errors["to"] = "The end date is before the start date."
-        elif not errors and (last - start).days + 1 > MAX_RANGE_DAYS:
-            errors["to"] = f"Choose at most {MAX_RANGE_DAYS} days."
+        errors = selectors.period_errors(start=start, last=last)
         if errors:
             raise serializers.ValidationError(errors)
         return {**attrs, "start": start, "end": last + timedelta(days=1), "last": last}

@@ -129,6 +129,7 @@ class ReportDelivery(models.Model):
     total_usd = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When the last send was tried.")
 
     class Meta:
         ordering = ("-created", "-pk")

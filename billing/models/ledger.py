@@ -15,16 +15,18 @@ money = {"max_digits": 16, "decimal_places": 6}
 class LedgerEntry(models.Model):
     """What one node cost in one UTC hour, with the dimensions it is reported by copied onto the row.
 
-    Rows are written by ``billing.ledger.ledger_compute`` only: recomputing an hour replaces its rows.
+    Rows are written by ``billing.ledger.ledger_compute`` only: recomputing an hour replaces its rows. Spend
+    history protects its dimensions (node, team, project: PROTECT): a node with spend is retired (ended), not
+    deleted, and a team or project with spend cannot be deleted, so totals never lose rows silently.
     """
 
-    node = models.ForeignKey("fleet.Node", on_delete=models.CASCADE, related_name="ledger_entries")
+    node = models.ForeignKey("fleet.Node", on_delete=models.PROTECT, related_name="ledger_entries")
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
     provider = models.ForeignKey("fleet.Provider", on_delete=models.PROTECT, related_name="+")
     provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
     site = models.ForeignKey("fleet.Site", on_delete=models.PROTECT, related_name="+")
-    team = models.ForeignKey("fleet.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    project = models.ForeignKey("fleet.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     gpu_model = models.CharField(max_length=100, blank=True, help_text="NVML name of the node's GPUs.")
     lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
     gpu_count = models.PositiveSmallIntegerField()
@@ -64,8 +66,8 @@ class LedgerDay(models.Model):
     provider = models.ForeignKey("fleet.Provider", on_delete=models.CASCADE, related_name="+")
     provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
     site = models.ForeignKey("fleet.Site", on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey("fleet.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    project = models.ForeignKey("fleet.Project", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     gpu_model = models.CharField(max_length=100, blank=True)
     lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
     nodes = models.PositiveIntegerField()
@@ -98,8 +100,8 @@ class LedgerNodeDay(models.Model):
     """
 
     day = models.DateField()
-    node = models.ForeignKey("fleet.Node", on_delete=models.CASCADE, related_name="+", db_index=False)
-    team = models.ForeignKey("fleet.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    node = models.ForeignKey("fleet.Node", on_delete=models.PROTECT, related_name="+", db_index=False)
+    team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     idle_usd = models.DecimalField(**money)
     idle_gpu_hours = models.DecimalField(**money)
     total_usd = models.DecimalField(**money)

@@ -9,8 +9,11 @@ How "exactly once" holds:
 * ``report_delivery_send`` locks the row (``SELECT … FOR UPDATE``), does nothing if it is already sent, sends,
   and marks it sent in the same transaction. A second task for the same row (a duplicate delivery by the broker,
   a retry after success, two workers at once) waits for the lock and then sees ``sent``.
-* An SMTP or network error marks the row failed (attempts + 1, last_error) and commits that, then re-raises so
-  Celery retries with backoff.
+* Any error while rendering or sending (SMTP, network, a template or data error, a bad header) marks the row
+  failed (attempts + 1, last_error, last_attempt_at) and commits that, then re-raises: Celery retries SMTP and
+  network errors with backoff; the others fail the task at once. Either way ``report_deliveries_stale`` enqueues
+  a failed row again once its last attempt is an hour old, until it has been tried REPORT_ATTEMPTS_MAX times
+  (so a delivery whose Celery retries ran out, or that failed for a bug since fixed, is not left behind).
 
 The one window that cannot be closed: the SMTP server has accepted the message, and the worker dies (killed, power
 lost, database gone) before the transaction that marks the row sent commits. The row is still pending, the task
@@ -29,6 +32,7 @@ from email.mime.image import MIMEImage
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.choices import DeliveryStatus, ReportPeriod
@@ -41,6 +45,8 @@ from billing.reports.render import CHART_CID, RenderedReport, report_render
 REPORT_SEND_ERRORS = (smtplib.SMTPException, OSError)
 # A pending delivery whose task has not run for this long is enqueued again (a lost message, a purged queue).
 REPORT_REQUEUE_AFTER = timedelta(hours=1)
+# A failed delivery is enqueued again (an hour after its last attempt) until it has been tried this many times.
+REPORT_ATTEMPTS_MAX = 20
 LAST_ERROR_MAX_CHARS = 500
 
 
@@ -73,15 +79,18 @@ def report_deliveries_due(*, now: datetime) -> list[int]:
 
 
 def report_deliveries_stale(*, now: datetime) -> list[int]:
-    """Pending deliveries whose task should long have run (its message was lost): ids to enqueue again.
+    """Deliveries to enqueue again: pending ones whose task should long have run (its message was lost), and
+    failed ones tried fewer than REPORT_ATTEMPTS_MAX times whose last attempt is over an hour old (Celery's
+    retries ran out, or the error was not one Celery retries).
 
     Enqueueing a delivery twice is harmless: the second task finds it sent.
     """
-    return list(
-        ReportDelivery.objects.filter(status=DeliveryStatus.PENDING, created__lt=now - REPORT_REQUEUE_AFTER)
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    before = now - REPORT_REQUEUE_AFTER
+    pending = Q(status=DeliveryStatus.PENDING, created__lt=before)
+    failed = Q(status=DeliveryStatus.FAILED, attempts__lt=REPORT_ATTEMPTS_MAX) & (
+        Q(last_attempt_at__lt=before) | Q(last_attempt_at__isnull=True, created__lt=before)
     )
+    return list(ReportDelivery.objects.filter(pending | failed).order_by("pk").values_list("pk", flat=True))
 
 
 def report_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
@@ -124,7 +133,7 @@ def report_delivery_render(*, delivery: ReportDelivery) -> RenderedReport:
 
 
 def report_delivery_send(*, delivery_id: int, now: datetime | None = None) -> ReportDelivery | None:
-    """Send one delivery unless it is already sent (or gone); on an SMTP/network error record it and re-raise.
+    """Send one delivery unless it is already sent (or gone); on any error record it as failed and re-raise.
 
     The row stays locked from the check to the commit that marks it sent, so concurrent calls send once.
     """
@@ -138,20 +147,24 @@ def report_delivery_send(*, delivery_id: int, now: datetime | None = None) -> Re
         )
         if delivery is None or delivery.status == DeliveryStatus.SENT:
             return delivery  # deleted with its subscription while queued, or sent by an earlier run
-        rendered = report_delivery_render(delivery=delivery)
+        now = now or timezone.now()
         delivery.attempts += 1
+        delivery.last_attempt_at = now
         try:
-            report_message(delivery=delivery, rendered=rendered).send()
-        except REPORT_SEND_ERRORS as exc:
+            # A savepoint: a database error while rendering rolls back to here, and the failure is still saved.
+            with transaction.atomic():
+                rendered = report_delivery_render(delivery=delivery)
+                report_message(delivery=delivery, rendered=rendered).send()
+        except Exception as exc:  # every failure is recorded, not only SMTP's: a render error, BadHeaderError…
             error = exc
             delivery.status = DeliveryStatus.FAILED
             delivery.last_error = f"{type(exc).__name__}: {exc}"[:LAST_ERROR_MAX_CHARS]
         else:
             delivery.status = DeliveryStatus.SENT
-            delivery.sent_at = now or timezone.now()
+            delivery.sent_at = now
             delivery.total_usd = rendered.total_usd
             delivery.last_error = ""
-        delivery.save(update_fields=["status", "attempts", "last_error", "sent_at", "total_usd"])
+        delivery.save(update_fields=["status", "attempts", "last_error", "last_attempt_at", "sent_at", "total_usd"])
     if error is not None:
         raise error
     return delivery

@@ -9,6 +9,17 @@ from billing.models import ReportDelivery, ReportSubscription
 RECENT_DELIVERIES = 20
 
 
+def report_subscriptions_scoped(queryset: QuerySet[ReportSubscription], scope: list[int] | None):
+    """``queryset`` limited to a spend scope (billing.scoping.spend_team_scope): a scoped viewer sees only the
+    subscriptions of their teams, never whole-fleet ones (they would show every team's spend)."""
+    return queryset if scope is None else queryset.filter(team_id__in=scope)
+
+
+def report_deliveries_scoped(queryset: QuerySet[ReportDelivery], scope: list[int] | None):
+    """``queryset`` limited to the deliveries of the subscriptions a spend scope may see."""
+    return queryset if scope is None else queryset.filter(subscription__team_id__in=scope)
+
+
 def report_subscription_list() -> QuerySet[ReportSubscription]:
     """Subscriptions with their team and the status, period, error and time of their latest delivery."""
     latest = ReportDelivery.objects.filter(subscription=OuterRef("pk")).order_by("-created", "-pk")

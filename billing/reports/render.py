@@ -6,15 +6,15 @@ import base64
 import csv
 import io
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.template.loader import render_to_string
 
+from billing.money import usd_cents
 from billing.reports.chart import spend_chart_png
 from billing.reports.data import ReportData
 
 CHART_CID = "spend-chart@fleetdeck"
-CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 CSV_COLUMNS = (
     "section",
@@ -46,11 +46,6 @@ class RenderedReport:
     chart_png: bytes
     total_usd: Decimal
     filename: str
-
-
-def usd_cents(value: Decimal) -> Decimal:
-    """Money rounded to the cent the way every figure of the report shows it (half up)."""
-    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _spend_row(section: str, row: dict) -> dict:

@@ -36,5 +36,6 @@ def report_send_due() -> list[int]:
     retry_jitter=True,
 )
 def report_deliver(delivery_id: int) -> None:
-    """Send one delivery (no-op once sent); SMTP and network errors are recorded on the row and retried."""
+    """Send one delivery (no-op once sent); every error is recorded on the row; SMTP and network errors are
+    retried here with backoff, and report_send_due enqueues failed rows again later (report_deliveries_stale)."""
     report_delivery_send(delivery_id=delivery_id)

@@ -14,18 +14,31 @@ from billing.models import ReportSubscription
 from billing.reports.data import report_data
 from billing.reports.delivery import report_send_now
 from billing.reports.periods import report_period_current, report_period_last
-from billing.reports.queries import RECENT_DELIVERIES, report_delivery_list, report_subscription_list
+from billing.reports.queries import (
+    RECENT_DELIVERIES,
+    report_deliveries_scoped,
+    report_delivery_list,
+    report_subscription_list,
+    report_subscriptions_scoped,
+)
 from billing.reports.render import report_render
+from billing.scoping import spend_team_scope
 
 PREVIEW_CHOICES = {"last": "Last complete period", "current": "Current period so far"}
+
+
+def _subscriptions(request):
+    """The subscriptions the user may see: a viewer limited to teams sees only those teams' (billing.scoping)."""
+    return report_subscriptions_scoped(ReportSubscription.objects.all(), spend_team_scope(request.user))
 
 
 @permission_required("billing.view_reportsubscription", raise_exception=True)
 def report_list(request):
     """Subscriptions with their latest delivery (failed ones with their error) and the recent deliveries."""
+    scope = spend_team_scope(request.user)
     context = {
-        "subscriptions": report_subscription_list(),
-        "deliveries": report_delivery_list()[:RECENT_DELIVERIES],
+        "subscriptions": report_subscriptions_scoped(report_subscription_list(), scope),
+        "deliveries": report_deliveries_scoped(report_delivery_list(), scope)[:RECENT_DELIVERIES],
     }
     return render(request, "billing/report_list.html", context)
 
@@ -49,7 +62,7 @@ def report_create(request):
 @permission_required("billing.change_reportsubscription", raise_exception=True)
 def report_edit(request, pk: int):
     """Change a subscription's recipients, period, scope or enabled flag."""
-    subscription = get_object_or_404(ReportSubscription, pk=pk)
+    subscription = get_object_or_404(_subscriptions(request), pk=pk)
     form = ReportSubscriptionForm(request.POST or None, instance=subscription)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -61,7 +74,7 @@ def report_edit(request, pk: int):
 @permission_required("billing.delete_reportsubscription", raise_exception=True)
 def report_delete(request, pk: int):
     """Confirm (GET) and delete (POST) a subscription with its delivery history."""
-    subscription = get_object_or_404(ReportSubscription, pk=pk)
+    subscription = get_object_or_404(_subscriptions(request), pk=pk)
     if request.method == "POST":
         subscription.delete()
         messages.success(request, f"Report “{subscription}” deleted.")
@@ -72,7 +85,7 @@ def report_delete(request, pk: int):
 @permission_required("billing.view_reportsubscription", raise_exception=True)
 def report_preview(request, pk: int):
     """The report as it would be emailed, for the last complete period or the current one so far."""
-    subscription = get_object_or_404(ReportSubscription.objects.select_related("team"), pk=pk)
+    subscription = get_object_or_404(_subscriptions(request).select_related("team"), pk=pk)
     which = request.GET.get("which", "last")
     if which not in PREVIEW_CHOICES:
         which = "last"
@@ -95,7 +108,7 @@ def report_preview(request, pk: int):
 @permission_required("billing.change_reportsubscription", raise_exception=True)
 def report_send(request, pk: int):
     """'Send now': enqueue a manual delivery of the last complete period."""
-    subscription = get_object_or_404(ReportSubscription, pk=pk)
+    subscription = get_object_or_404(_subscriptions(request), pk=pk)
     delivery = report_send_now(subscription=subscription)
     messages.success(
         request,

@@ -1,5 +1,6 @@
-"""The spend page: spend by provider, site, team, project and GPU model, its daily trend, egress, idle $,
-budgets and reconciliation, for a date range and teams, within the viewer's team scope."""
+"""The spend page: spend by provider, site, team, project and GPU model, its daily trend, egress, budgets and
+reconciliation (from the daily roll-up, LedgerDay), for a date range and teams, within the viewer's team scope;
+and its top idle-cost nodes panel, loaded after the page, read from the per-node daily sums (LedgerNodeDay)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from django.shortcuts import render
 from django.urls import path
 
 from billing import selectors
+from billing.money import usd_cents
 from billing.scoping import spend_team_scope, teams_in_scope
 from fleet.models import Team
 
-MAX_RANGE_DAYS = 400
-# The top idle-cost nodes sum the hourly ledger (one row per node-hour: millions for a month of a large
-# fleet), so the panel loads after the page and its answer is kept while the ledger is unchanged (it is
-# recomputed every 5 minutes).
+MAX_RANGE_DAYS = selectors.MAX_RANGE_DAYS
+# The top idle-cost nodes group the per-node daily sums (LedgerNodeDay: a row per node and day, ~30 per node a
+# month), still the page's heaviest read on a large fleet, so the panel loads after the page and its answer is
+# kept while the ledger is unchanged (it is recomputed every 5 minutes).
 IDLE_NODES_CACHE_S = 300
 TABLE_DIMENSIONS = (
     ("provider", "Provider"),
@@ -48,11 +50,12 @@ class SpendFilterForm(forms.Form):
         end = cleaned.get("date_to") or max(self.today, start)
         if "date_from" in self.errors or "date_to" in self.errors:
             return cleaned
-        if end < start:
-            self.add_error("date_to", "The end date is before the start date.")
-        elif (end - start).days + 1 > MAX_RANGE_DAYS:
-            self.add_error("date_to", f"Choose at most {MAX_RANGE_DAYS} days.")
-        cleaned["start"], cleaned["end"] = start, end + timedelta(days=1)
+        # The API's check (the same bounds: a day like 9999-12-31 is refused before "end + 1 day" overflows).
+        errors = selectors.period_errors(start=start, last=end)
+        for name, message in errors.items():
+            self.add_error("date_from" if name == "from" else "date_to", message)
+        if not errors:
+            cleaned["start"], cleaned["end"] = start, end + timedelta(days=1)
         return cleaned
 
 
@@ -66,8 +69,8 @@ def spend_page_data(*, start: date, end: date, teams: list[int] | None, today: d
     trend = {
         "labels": [row["label"] for row in days],
         "datasets": [
-            {"label": "Compute $", "data": [float(round(row["compute_usd"], 2)) for row in days]},
-            {"label": "Energy $", "data": [float(round(row["energy_usd"], 2)) for row in days]},
+            {"label": "Compute $", "data": [float(usd_cents(row["compute_usd"])) for row in days]},
+            {"label": "Energy $", "data": [float(usd_cents(row["energy_usd"])) for row in days]},
         ],
     }
     return {

@@ -24,6 +24,19 @@ def gpu_model_validate(value: str) -> str:
     return value
 
 
+def job_request_errors(*, team, project, gpu_model: str, min_gpu_memory_mib, allowed_regions) -> dict[str, str]:
+    """The rules a job request obeys beyond its single fields, by field (JobSerializer and JobForm both check)."""
+    errors = {}
+    if project is not None and team is not None and project.team_id != team.pk:
+        errors["project"] = f"Project {project} belongs to another team than {team}."
+    if gpu_model and min_gpu_memory_mib:
+        errors["min_gpu_memory_mib"] = "Give a GPU model or a minimum GPU memory, not both."
+    regions = list(allowed_regions or ())
+    if len(set(regions)) != len(regions):
+        errors["allowed_regions"] = "A region is listed twice."
+    return errors
+
+
 # The provider-kind enum is spelled inline: a named component per field name would collide with fleet's KindEnum.
 PROVIDER_KINDS_SCHEMA = {"type": "array", "items": {"type": "string", "enum": list(ProviderKind.values)}}
 
@@ -61,7 +74,10 @@ class DatasetSerializer(ValidatedModelSerializer):
     def validate(self, attrs):
         current = self.instance
         uri = attrs.get("uri", current.uri if current else "")
-        region = attrs.get("region", current.region if current else "")
+        # The stored region belongs to the stored uri/site: once either changes it is looked up again (s3) or
+        # must be given (gs); only a request that moves neither keeps it.
+        keep_region = current is not None and "uri" not in attrs and "site" not in attrs
+        region = attrs.get("region", current.region if keep_region else "")
         site = attrs.get("site", current.site if current else None)
         try:
             place = dataset_place_resolve(uri=uri, region=region, site=site)
@@ -123,19 +139,15 @@ class JobSerializer(ValidatedModelSerializer):
 
     def validate(self, attrs):
         current = self.instance
-        team = attrs.get("team", current.team if current else None)
-        project = attrs.get("project", current.project if current else None)
-        errors = {}
+        errors = job_request_errors(
+            team=attrs.get("team", current.team if current else None),
+            project=attrs.get("project", current.project if current else None),
+            gpu_model=attrs.get("gpu_model", current.gpu_model if current else ""),
+            min_gpu_memory_mib=attrs.get("min_gpu_memory_mib", current.min_gpu_memory_mib if current else None),
+            allowed_regions=attrs.get("allowed_regions"),
+        )
         if current is not None and "team" in attrs and attrs["team"] != current.team:
             errors["team"] = "A job's team cannot change; submit a new job."
-        if project is not None and team is not None and project.team_id != team.pk:
-            errors["project"] = f"Project {project} belongs to another team than {team}."
-        gpu_model = attrs.get("gpu_model", current.gpu_model if current else "")
-        memory = attrs.get("min_gpu_memory_mib", current.min_gpu_memory_mib if current else None)
-        if gpu_model and memory:
-            errors["min_gpu_memory_mib"] = "Give a GPU model or a minimum GPU memory, not both."
-        if len(set(attrs.get("allowed_regions") or ())) != len(attrs.get("allowed_regions") or ()):
-            errors["allowed_regions"] = "A region is listed twice."
         if errors:
             raise serializers.ValidationError(errors)
         return super().validate(attrs)
@@ -156,8 +168,15 @@ class WhatIfSerializer(JobSerializer):
         return super().validate(attrs)
 
 
+def transition_targets() -> tuple[str, ...]:
+    """Every state a transition can move a job to (services.TRANSITIONS), in first-seen order."""
+    from scheduler.services import TRANSITIONS
+
+    return tuple(dict.fromkeys(state for targets in TRANSITIONS.values() for state in targets))
+
+
 class TransitionSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=("running", "succeeded", "failed", "cancelled"))
+    state = serializers.ChoiceField(choices=transition_targets())
 
 
 class MoveSerializer(serializers.Serializer):
@@ -193,6 +212,7 @@ class PlaceReportSerializer(serializers.Serializer):
     unplaced = serializers.DictField(child=serializers.CharField())
     launches = serializers.IntegerField()
     method = serializers.CharField()
+    skipped = serializers.CharField(help_text="Why the run did nothing (another run in progress); empty if it ran.")
 
 
 class PlacementSerializer(serializers.ModelSerializer):

@@ -1,17 +1,19 @@
 """REST API viewsets of the scheduler: datasets, jobs (submit, place, what-if, transition), placements."""
 
+from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from billing.models import EgressRecord
 from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
 from scheduler import filtersets, selectors, services
 from scheduler.api import serializers
 from scheduler.choices import ACTIVE_JOB_STATES, JobState
-from scheduler.models import Dataset, Placement
+from scheduler.models import Job, Placement
 
 
 class Conflict(exceptions.APIException):
@@ -27,7 +29,7 @@ class ViewPermissions(FleetdeckModelPermissions):
 
 
 class DatasetViewSet(FleetdeckModelViewSet):
-    queryset = Dataset.objects.select_related("site__provider")
+    queryset = selectors.dataset_list()
     serializer_class = serializers.DatasetSerializer
     filterset_class = filtersets.DatasetFilterSet
 
@@ -46,18 +48,31 @@ class JobViewSet(FleetdeckModelViewSet):
     def perform_update(self, serializer):
         if serializer.instance.state != JobState.PENDING:
             raise Conflict({"state": [f"A {serializer.instance.state} job cannot be edited; only pending jobs can."]})
-        serializer.instance = services.job_update(job=serializer.instance, data=serializer.validated_data)
+        try:
+            # job_update re-reads the row under a lock: a placement run may have placed it meanwhile.
+            serializer.instance = services.job_update(job=serializer.instance, data=serializer.validated_data)
+        except services.TransitionError as exc:
+            raise Conflict({"state": [str(exc)]}) from exc
 
+    @transaction.atomic
     def perform_destroy(self, instance):
-        if instance.state in ACTIVE_JOB_STATES:
-            raise Conflict({"state": [f"A {instance.state} job cannot be deleted; cancel it first."]})
-        instance.delete()
+        job = Job.objects.select_for_update().get(pk=instance.pk)  # the state may have changed since it was read
+        if job.state in ACTIVE_JOB_STATES:
+            raise Conflict({"state": [f"A {job.state} job cannot be deleted; cancel it first."]})
+        if EgressRecord.objects.filter(placement__job=job, planned=False).exists():
+            raise Conflict(
+                {"state": ["This job's data movement is recorded in egress history; the job cannot be deleted."]}
+            )
+        job.delete()
 
-    @extend_schema(request=None, responses={200: serializers.PlaceReportSerializer})
+    @extend_schema(request=None, responses={200: serializers.PlaceReportSerializer, 409: None})
     @action(detail=False, methods=["post"], permission_classes=[ModelActionPermissions])
     def place(self, request):
-        """Place every pending job now and return what was placed and why the rest was not."""
+        """Place every pending job now and return what was placed and why the rest was not; 409 while another
+        placement run is in progress (it places the pending jobs)."""
         report = services.jobs_place()
+        if report.skipped:
+            raise Conflict(f"Nothing was placed: {report.skipped}; try again shortly.")
         return Response(serializers.PlaceReportSerializer(report.as_dict()).data)
 
     @extend_schema(request=serializers.WhatIfSerializer, responses={200: serializers.CandidateSerializer(many=True)})

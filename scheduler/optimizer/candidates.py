@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-from scheduler.optimizer.model import DatasetIn, JobIn, Move, Network, NodeIn, OfferIn
+from scheduler.optimizer.model import DatasetIn, JobIn, Move, MoveUnpriceable, Network, NodeIn, OfferIn
 
 MICRO = 1_000_000
 NODE_KIND, OFFER_KIND = 0, 1
@@ -173,28 +173,43 @@ class Context:
         self.offer_usd_f = [float(o.usd_per_h) for o in self.offers]
         self.node_names = {node.id: node.name for pool in self.pools for node in pool.nodes}
         self._moves: dict[tuple[int, str], tuple[int, float, Move]] = {}
+        self._unpriceable: dict[tuple[int, str], MoveUnpriceable] = {}  # (dataset, location) the network refused
+        self.unpriced: dict[int, str] = {}  # job id -> why a candidate of it was dropped (a move had no price)
         self.targets: dict[tuple, tuple] = {}  # solve.candidate_build's cache of per-target label and price
         self._targets: dict[tuple, list[tuple]] = {}  # feasible pools and offers per set of job constraints
 
     def move(self, dataset_id: int, location: str) -> tuple[int, float, Move]:
-        """(micro-dollars, seconds, Move) for bringing one dataset to ``location`` (computed once per pair)."""
+        """(micro-dollars, seconds, Move) for bringing one dataset to ``location`` (computed once per pair);
+        raises MoveUnpriceable when the network cannot price it."""
         key = (dataset_id, location)
         cached = self._moves.get(key)
         if cached is None:
+            if key in self._unpriceable:
+                raise self._unpriceable[key]
             ds = self.datasets[dataset_id]
-            usd = Decimal(self.network.egress_usd(ds.location, location, ds.size_bytes))
+            try:
+                usd = Decimal(self.network.egress_usd(ds.location, location, ds.size_bytes))
+            except MoveUnpriceable as exc:
+                self._unpriceable[key] = exc
+                raise
             seconds = float(self.network.transfer_s(ds.location, location, ds.size_bytes))
             move = Move(ds.id, ds.location, location, ds.size_bytes, usd, seconds)
             cached = self._moves[key] = (round(usd * MICRO), seconds, move)
         return cached
 
-    def _egress(self, job: JobIn, location: str, memo: dict) -> tuple[int, float, tuple[Move, ...]]:
+    def _egress(self, job: JobIn, location: str, memo: dict) -> tuple[int, float, tuple[Move, ...] | None]:
+        """(micro-dollars, seconds, moves) of the job's data to ``location``; moves None when unpriceable."""
         found = memo.get(location)
         if found is None:
             micro, seconds, moves = 0, 0.0, []
             for ds_id in job.dataset_ids:
                 if self.datasets[ds_id].location != location:
-                    m, s, move = self.move(ds_id, location)
+                    try:
+                        m, s, move = self.move(ds_id, location)
+                    except MoveUnpriceable as exc:
+                        self.unpriced[job.id] = str(exc)
+                        found = memo[location] = (0, 0.0, None)
+                        return found
                     micro += m
                     seconds += s
                     moves.append(move)
@@ -218,6 +233,8 @@ class Context:
             rows = []  # Option fields as plain tuples: cheaper to build and sort
             for micro_per_h, kind, location, tie, ref, count in targets:
                 egress, seconds, moves = memo.get(location) or self._egress(job, location, memo)
+                if moves is None:
+                    continue  # a move there cannot be priced: not a candidate for this job
                 rows.append((round(hours * micro_per_h) + egress, seconds, kind, location, tie, ref, count, moves))
         else:
             rows = [(round(hours * t[0]), 0.0, *t[1:], ()) for t in targets]
@@ -279,7 +296,10 @@ class Context:
         return [i for i in indexes if mem is None or self.offers[i].gpu_memory_mib >= mem]
 
     def unplaceable_reason(self, job: JobIn) -> str:
-        """Why ``job`` has no candidate at all, in words (checked stage by stage: GPU, place, spot, size, price)."""
+        """Why ``job`` has no candidate at all, in words (checked stage by stage: GPU, place, spot, size, price;
+        or every candidate needed a data move that cannot be priced)."""
+        if job.id in self.unpriced:
+            return f"cannot price moving its data to any place that fits: {self.unpriced[job.id]}"
         what = _gpu_text(job)
         pools = [self.pools[p] for p in self._pool_indexes(job)]
         offers = [self.offers[i] for i in self._offer_indexes(job, spot=True)]

@@ -83,11 +83,16 @@ class OfferIn:
     spot: bool = False
 
 
+class MoveUnpriceable(LookupError):
+    """Raised by a Network that cannot price a move (no rate for the route): the optimiser treats every
+    candidate needing that move as infeasible for the job, and the job may still go elsewhere."""
+
+
 class Network(Protocol):
     """What moving data between two locations costs and takes (the caller backs it with its egress tariff)."""
 
     def egress_usd(self, src: str, dst: str, size_bytes: int) -> Decimal:
-        """$ to move ``size_bytes`` from ``src`` to ``dst``."""
+        """$ to move ``size_bytes`` from ``src`` to ``dst``; may raise MoveUnpriceable (that candidate is out)."""
 
     def transfer_s(self, src: str, dst: str, size_bytes: int) -> float:
         """Seconds to move ``size_bytes`` from ``src`` to ``dst``."""

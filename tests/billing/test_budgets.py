@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,6 +14,7 @@ from billing import selectors
 from billing.budgets import budget_alerts_check, demo_budgets_seed
 from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
+from billing.money import usd_cents
 from tests.billing.test_selectors import ledger_day
 from tests.factories import ProjectFactory, TeamFactory
 
@@ -63,6 +64,20 @@ def test_next_month_starts_over(budget):
     sent = budget_alerts_check(today=date(2026, 5, 2))
     assert [(a.month, a.threshold_pct) for a in sent] == [(date(2026, 5, 1), 80)]
     assert len(mail.outbox) == 2
+
+
+def test_the_last_hours_of_a_month_are_checked_after_midnight(budget):
+    # The 23:00 hour of April 30 is written to the ledger after midnight: the 00:xx and 01:xx runs of May 1 still
+    # check April; from 02:00 on, only May.
+    ledger_day(day=date(2026, 4, 10), team=budget.team, compute="790")
+    assert budget_alerts_check(now=datetime(2026, 4, 30, 23, 10, tzinfo=UTC)) == []
+    ledger_day(day=date(2026, 4, 30), team=budget.team, compute="15")  # 805: 80 % crossed in the last hour
+    sent = budget_alerts_check(now=datetime(2026, 5, 1, 0, 10, tzinfo=UTC))
+    assert [(a.month, a.threshold_pct) for a in sent] == [(date(2026, 4, 1), 80)]
+    assert "2026-04" in mail.outbox[0].subject and "$805.00" in mail.outbox[0].body
+    assert budget_alerts_check(now=datetime(2026, 5, 1, 1, 10, tzinfo=UTC)) == []  # sent once
+    BudgetAlert.objects.all().delete()
+    assert budget_alerts_check(now=datetime(2026, 5, 1, 2, 10, tzinfo=UTC)) == []  # April is closed by now
 
 
 def test_forecast_over_alert_once(budget):
@@ -120,7 +135,9 @@ def test_alert_figures_match_the_selectors(budget):
     ledger_day(day=date(2026, 4, 10), team=budget.team, compute="812.345")
     (alert,) = budget_alerts_check(today=date(2026, 4, 28))
     (status,) = selectors.budget_status_list(month=date(2026, 4, 1), today=date(2026, 4, 28))
-    assert alert.spend_usd == status.spend_usd.quantize(D("0.01"))
+    # x.xx5 rounds half up, as pages and reports show it (billing.money.usd_cents), not half-even (812.34).
+    assert alert.spend_usd == usd_cents(status.spend_usd) == D("812.35")
+    assert "$812.35" in mail.outbox[0].body
     assert (
         status.spend_usd
         == selectors.spend_totals(start=date(2026, 4, 1), end=date(2026, 4, 29), teams=[budget.team_id]).total_usd
@@ -180,3 +197,8 @@ def test_demo_budgets_seed(budget):
     assert amounts == {busy.pk: D("3300"), idle.pk: D("100")}  # the existing budget is kept
     assert Budget.objects.get(team=busy).recipients == [f"{busy.slug}-lead@example.com"]
     assert demo_budgets_seed(today=date(2026, 4, 10)) == []
+
+
+@pytest.mark.parametrize(("value", "cents"), [("12.345", "12.35"), ("12.335", "12.34"), ("0.005", "0.01")])
+def test_money_rounds_half_up_to_the_cent(value, cents):
+    assert usd_cents(D(value)) == D(cents)

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from moto import mock_aws
 
 from billing.choices import EgressCause, LocationClass
-from billing.costexplorer import CostExplorerError, cost_explorer_import, transfer_route
+from billing.costexplorer import CostExplorerError, cost_explorer_import, is_instance_usage, transfer_route
 from billing.models import BilledCost, EgressRecord
 from billing.tasks.ledger import costs_import, costs_import_provider
 from tests.factories import OnPremProviderFactory, ProviderFactory
@@ -56,6 +56,11 @@ PAGE_1 = {
             "2026-03-01",
             "2026-03-02",
             group("USE1-BoxUsage:p5.48xlarge", "2359.68", "24", unit="Hrs"),
+            group("USE1-SpotUsage:g5.xlarge", "3.02", "10", unit="Hrs"),
+            # Not instance hours: left out of BilledCost (the ledger estimates instances only).
+            group("EBS:VolumeUsage.gp3", "12.34", "150", unit="GB-Mo"),
+            group("TimedStorage-ByteHrs", "0.77", "33", unit="GB-Mo"),
+            group("Dollar", "100.00", "1", unit="N/A"),  # AWS Support
             # 1,500 GB out to the internet at $0.09/GB = $135.00
             group("DataTransfer-Out-Bytes", "135.00", "1500"),
             # 200 GB from us-east-1 to us-west-2 at $0.02/GB = $4.00
@@ -90,11 +95,12 @@ def test_import_writes_daily_bills_and_data_transfer_across_pages(ce, provider):
     report = cost_explorer_import(provider=provider, start=date(2026, 3, 1), end=date(2026, 3, 3))
 
     assert (report.pages, report.days, report.egress_records) == (2, 2, 4)
-    # 2359.68 + 135 + 4 = 2498.68; 1320.96 + 0.50 + 0 = 1321.46
+    # EC2 instance usage only: 2359.68 + 3.02 (spot) = 2362.70 (no EBS, S3, support, data transfer); 1320.96
     assert dict(BilledCost.objects.values_list("day", "usd")) == {
-        date(2026, 3, 1): Decimal("2498.68"),
-        date(2026, 3, 2): Decimal("1321.46"),
+        date(2026, 3, 1): Decimal("2362.70"),
+        date(2026, 3, 2): Decimal("1320.96"),
     }
+    assert report.billed_usd == Decimal("3683.66")
     records = {r.external_key.split(":", 2)[2]: r for r in EgressRecord.objects.filter(cause=EgressCause.COST_EXPLORER)}
     out = records["DataTransfer-Out-Bytes"]
     assert (out.source, out.destination, out.location_class, out.bytes, out.usd) == (
@@ -129,6 +135,25 @@ def test_reimport_updates_instead_of_duplicating(ce, provider):
     cost_explorer_import(provider=provider, start=date(2026, 3, 1), end=date(2026, 3, 3))
     assert BilledCost.objects.count() == 2
     assert EgressRecord.objects.count() == 4
+
+
+@pytest.mark.parametrize(
+    ("usage_type", "instance"),
+    [
+        ("BoxUsage:p5.48xlarge", True),
+        ("USW2-BoxUsage:g5.xlarge", True),
+        ("EUC1-SpotUsage:p4d.24xlarge", True),
+        ("DedicatedUsage:p3.16xlarge", True),
+        ("USE2-HostUsage:p4d", True),
+        ("EBS:VolumeUsage.gp3", False),
+        ("USE1-EBS:SnapshotUsage", False),
+        ("DataTransfer-Out-Bytes", False),
+        ("TimedStorage-ByteHrs", False),
+        ("USE1-NatGateway-Hours", False),
+    ],
+)
+def test_only_ec2_instance_usage_types_are_billed_cost(usage_type, instance):
+    assert is_instance_usage(usage_type) is instance
 
 
 @pytest.mark.parametrize(
@@ -192,7 +217,7 @@ def test_costs_import_task_covers_enabled_aws_providers(ce, provider, django_cap
 def test_import_costs_command(ce, provider, capsys):
     ce(PAGE_1, PAGE_2)
     call_command("import_costs", "--provider", "aws-prod", "--from", "2026-03-01", "--to", "2026-03-02")
-    assert "aws-prod: 2 days, $3820.14 billed, 4 data-transfer records (2 pages)" in capsys.readouterr().out
+    assert "aws-prod: 2 days, $3683.66 billed, 4 data-transfer records (2 pages)" in capsys.readouterr().out
     with pytest.raises(CommandError, match="No AWS provider named: nope"):
         call_command("import_costs", "--provider", "nope", "--from", "2026-03-01", "--to", "2026-03-02")
     with pytest.raises(CommandError, match="is not a date"):

@@ -283,6 +283,26 @@ def test_partial_hours_at_launch_and_end():
     ]
 
 
+def test_a_restart_keeps_the_earlier_runs_hours():
+    # Ran 08:00–10:00, stopped, started again at 10:30: sync moved launched_at and cleared ended_at. Recomputing
+    # 08:00–11:00 keeps the first run's two hours and computes 10:00 from the new run (30 min).
+    p5_price(date(2026, 1, 1), "36.00")
+    node = node_with_gpus(launched_at=at(2, 8), ended_at=at(2, 10))
+    ledger_compute(start=at(2, 8), end=at(2, 11), now=NOW)
+    assert [(r.hour, r.active_s) for r in rows(node)] == [(at(2, 8), 3600), (at(2, 9), 3600)]
+    Node.objects.filter(pk=node.pk).update(launched_at=at(2, 10, 30), ended_at=None)
+    InstancePrice.objects.update(on_demand_usd_per_h=Decimal("72.00"))  # earlier hours are not overwritten
+    report = ledger_compute(start=at(2, 8), end=at(2, 11), now=NOW)
+    assert report.rows == 1
+    got = [(r.hour, r.active_s, r.compute_usd) for r in rows(node)]
+    assert got == [
+        (at(2, 8), 3600, Decimal("36")),
+        (at(2, 9), 3600, Decimal("36")),
+        (at(2, 10), 1800, Decimal("36")),  # 72 × 1800/3600
+    ]
+    assert LedgerDay.objects.get(day=date(2026, 3, 2)).total_usd == Decimal(108)
+
+
 def test_idle_is_capped_at_the_active_gpu_hours():
     # 1 GPU, launched at 10:30 (0.5 GPU-h), roll-up says idle all hour: idle GPU-h capped at 0.5, idle $ = compute $.
     p5_price(date(2026, 1, 1), "55.04")

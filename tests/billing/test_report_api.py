@@ -135,3 +135,30 @@ def test_deliveries_are_read_only_filterable_and_constant_in_queries(admin_api, 
     assert admin_api.post(url, {}, format="json").status_code == 405
     detail = reverse("api:report-delivery-detail", kwargs={"pk": failed.data["results"][0]["id"]})
     assert admin_api.delete(detail).status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_viewer_limited_to_a_team_sees_only_its_subscriptions_and_deliveries(api_client):
+    mine, other = TeamFactory(), TeamFactory()
+    viewer = api_client(Role.VIEWER)
+    mine.members.add(viewer.user)
+    own = ReportSubscription.objects.create(name="own", recipients=["a@example.com"], team=mine)
+    fleet = ReportSubscription.objects.create(name="fleet", recipients=["a@example.com"])
+    theirs = ReportSubscription.objects.create(name="theirs", recipients=["a@example.com"], team=other)
+    deliveries = {
+        s.pk: ReportDelivery.objects.create(
+            subscription=s, period_start=date(2026, 11, 16), period_end=date(2026, 11, 23), status=DeliveryStatus.SENT
+        )
+        for s in (own, fleet, theirs)
+    }
+    listed = viewer.get(reverse("api:report-subscription-list")).data["results"]
+    assert [row["id"] for row in listed] == [own.pk]
+    listed = viewer.get(reverse("api:report-delivery-list")).data["results"]
+    assert [row["id"] for row in listed] == [deliveries[own.pk].pk]
+    assert viewer.get(reverse("api:report-subscription-preview", kwargs={"pk": own.pk})).status_code == 200
+    for s in (fleet, theirs):
+        assert viewer.get(reverse("api:report-subscription-detail", kwargs={"pk": s.pk})).status_code == 404
+        assert viewer.get(reverse("api:report-subscription-preview", kwargs={"pk": s.pk})).status_code == 404
+        assert viewer.get(reverse("api:report-delivery-detail", kwargs={"pk": deliveries[s.pk].pk})).status_code == 404
+    # An unscoped viewer still sees them all.
+    assert api_client(Role.VIEWER).get(reverse("api:report-subscription-list")).data["count"] == 3

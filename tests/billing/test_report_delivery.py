@@ -16,6 +16,7 @@ from billing.reports.delivery import demo_reports_seed, report_deliveries_due, r
 from billing.tasks.reports import report_deliver, report_send_due
 from config.celery import app as celery_app
 from tests.billing.test_reports import WEEK_END, WEEK_START, ledger_fill
+from tests.factories import TeamFactory
 
 MONDAY_MORNING = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -157,3 +158,56 @@ def test_delivery_deleted_while_queued_is_skipped():
     delivery.subscription.delete()
     report_deliver(delivery.pk)
     assert mail.outbox == []
+
+
+def test_a_render_or_header_error_is_recorded_as_failed_not_left_pending(monkeypatch):
+    from django.core.mail import BadHeaderError
+    from django.db import connection
+
+    import billing.reports.delivery as delivery_module
+
+    delivery = ReportDelivery.objects.create(subscription=subscription(), period_start=WEEK_START, period_end=WEEK_END)
+
+    def broken_render(**kwargs):
+        with connection.cursor() as cursor:  # a database error inside the render: the transaction is aborted
+            cursor.execute("SELECT 1/0")
+
+    monkeypatch.setattr(delivery_module, "report_delivery_render", broken_render)
+    with pytest.raises(Exception, match="division by zero"):
+        report_deliver(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
+    assert "division by zero" in delivery.last_error and delivery.last_attempt_at is not None
+    monkeypatch.undo()
+    # A newline in the subject (from the team's name) is a BadHeaderError when sending.
+    team = TeamFactory(name="Ops\nBcc: x@example.com")
+    ReportSubscription.objects.filter(pk=delivery.subscription_id).update(team=team)
+    with pytest.raises(BadHeaderError):
+        report_deliver(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
+    assert delivery.last_error.startswith("BadHeaderError") and mail.outbox == []
+
+
+def test_failed_deliveries_are_enqueued_again_an_hour_after_their_last_attempt_up_to_a_cap():
+    from datetime import timedelta
+
+    from billing.reports.delivery import REPORT_ATTEMPTS_MAX, report_deliveries_stale
+
+    sub = subscription()
+    hour_ago = MONDAY_MORNING - timedelta(hours=1, minutes=1)
+
+    def failed(attempts: int, last_attempt_at: datetime, days: int) -> ReportDelivery:
+        return ReportDelivery.objects.create(
+            subscription=sub,
+            period_start=WEEK_START.replace(day=WEEK_START.day - days),
+            period_end=WEEK_END,
+            status=DeliveryStatus.FAILED,
+            attempts=attempts,
+            last_attempt_at=last_attempt_at,
+        )
+
+    due = failed(9, hour_ago, 0)  # Celery's 8 retries ran out an hour ago
+    failed(2, MONDAY_MORNING - timedelta(minutes=5), 1)  # tried just now: Celery may still retry it
+    failed(REPORT_ATTEMPTS_MAX, hour_ago, 2)  # given up
+    assert report_deliveries_stale(now=MONDAY_MORNING) == [due.pk]

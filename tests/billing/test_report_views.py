@@ -184,3 +184,26 @@ def test_send_now_queues_a_manual_delivery_with_a_message(login, django_capture_
     delivery = ReportDelivery.objects.get()
     assert delivery.manual and delivery.status == DeliveryStatus.PENDING and len(callbacks) == 1
     assert "queued for finance@example.com" in response.content.decode()
+
+
+def test_a_viewer_limited_to_a_team_sees_only_its_reports(client, make_user):
+    mine, other = TeamFactory(name="Mine"), TeamFactory(name="Other")
+    viewer = make_user(Role.VIEWER)
+    mine.members.add(viewer)
+    client.force_login(viewer)
+    own = subscription(name="Own report", team=mine)
+    hidden = [subscription(name="Fleet report"), subscription(name="Other report", team=other)]
+    for s, total in ((own, "11.00"), (hidden[0], "987.65"), (hidden[1], "432.10")):
+        ReportDelivery.objects.create(
+            subscription=s,
+            period_start=date(2026, 11, 16),
+            period_end=date(2026, 11, 23),
+            status=DeliveryStatus.SENT,
+            total_usd=Decimal(total),
+        )
+    html = client.get(reverse("report-list")).content.decode()
+    assert "Own report" in html and "Fleet report" not in html and "Other report" not in html
+    assert "987.65" not in html and "432.10" not in html
+    assert client.get(reverse("report-preview", args=[own.pk])).status_code == 200
+    for s in hidden:
+        assert client.get(reverse("report-preview", args=[s.pk])).status_code == 404

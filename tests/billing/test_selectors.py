@@ -292,3 +292,56 @@ def test_spend_overview_figures_agree_with_totals():
     assert selectors.spend_overview(today=date(2026, 4, 2), teams=[]).month_to_date_usd == D("0")
     other = TeamFactory()
     assert selectors.spend_overview(today=date(2026, 4, 2), teams=[other.pk]).budget_usd == D("0")
+
+
+@pytest.mark.django_db
+def test_budget_total_counts_a_teams_projects_budgets_only_when_the_team_has_none():
+    covered, open_team = TeamFactory(), TeamFactory()
+    Budget.objects.create(team=covered, monthly_usd=D("1000"))
+    Budget.objects.create(project=ProjectFactory(team=covered), monthly_usd=D("300"))  # inside the team's 1,000
+    Budget.objects.create(project=ProjectFactory(team=open_team), monthly_usd=D("200"))
+    Budget.objects.create(project=ProjectFactory(team=open_team), monthly_usd=D("50"))
+    assert selectors.budget_total_usd() == D("1250")
+    assert selectors.budget_total_usd(teams=[covered.pk]) == D("1000")
+    assert selectors.budget_total_usd(teams=[open_team.pk]) == D("250")
+
+
+@pytest.mark.django_db
+def test_idle_cost_nodes_are_labelled_with_the_team_booked_not_the_current_one():
+    booked, now_owner = TeamFactory(name="Booked"), TeamFactory(name="Now")
+    node = NodeFactory(team=booked, name="moved")
+    ledger_entry(node=node, hour=datetime(2026, 4, 2, 0, tzinfo=UTC), compute="10", idle="4", idle_gpu_hours="1")
+    node.team = now_owner
+    node.save(update_fields=["team"])
+    (row,) = selectors.idle_cost_nodes(start=date(2026, 4, 2), end=date(2026, 4, 3))
+    assert (row["name"], row["team"], row["idle_usd"]) == ("moved", "Booked", D("4"))
+    assert selectors.idle_cost_nodes(start=date(2026, 4, 2), end=date(2026, 4, 3), teams=[now_owner.pk]) == []
+
+
+@pytest.mark.django_db
+def test_a_running_job_makes_its_planned_egress_real():
+    from scheduler.models import Job, Placement
+    from scheduler.services import job_transition
+
+    team = TeamFactory()
+    job = Job.objects.create(name="train", team=team, gpu_count=1, expected_hours=D("1"), state="placed")
+    placement = Placement.objects.create(
+        job=job,
+        target_kind="node",
+        gpu_count=1,
+        provider_kind=ProviderKind.AWS,
+        usd_per_h=D("1"),
+        compute_usd=D("1"),
+        egress_usd=D("9"),
+        total_usd=D("10"),
+        policy_version="test",
+    )
+    record = egress(day=date(2026, 4, 1), usd="9", team=team, planned=True)
+    EgressRecord.objects.filter(pk=record.pk).update(placement=placement)
+    assert selectors.egress_total_usd(start=date(2026, 4, 1), end=date(2026, 4, 3)) == D("0")
+    started = datetime(2026, 4, 2, 9, 30, tzinfo=UTC)
+    job_transition(job=job, state="running", now=started)
+    record.refresh_from_db()
+    assert (record.planned, record.occurred_at) == (False, started)
+    assert selectors.egress_total_usd(start=date(2026, 4, 2), end=date(2026, 4, 3)) == D("9")
+    assert selectors.egress_total_usd(start=date(2026, 4, 1), end=date(2026, 4, 2), teams=[team.pk]) == D("0")

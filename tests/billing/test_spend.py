@@ -118,6 +118,24 @@ def test_spend_page_bad_filters_are_form_errors(client, make_user, fleet_spend, 
     assert 'data-testid="spend-today"' not in html
 
 
+@pytest.mark.parametrize("url", ["spend", "spend-idle-nodes"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"date_from": "9999-12-01", "date_to": "9999-12-31"},
+        {"date_from": "9999-12-31"},
+        {"date_from": "1900-01-01", "date_to": "1900-01-02"},
+    ],
+)
+def test_spend_dates_out_of_bounds_are_form_errors_not_500(client, make_user, fleet_spend, url, params):
+    # The API's bounds: 9999-12-31 + 1 day overflowed into a 500 before.
+    login(client, make_user)
+    response = client.get(reverse(url), params)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'data-testid="form-errors"' in html and "Give a day between 1970-01-01 and 2999-12-31" in html
+
+
 def test_spend_page_date_range_and_team_filter(client, make_user, fleet_spend):
     login(client, make_user, "operator")
     today = fleet_spend["today"]

@@ -320,3 +320,28 @@ def test_default_period_is_this_month(admin_api, spend):
     data = admin_api.get(SUMMARY).json()
     assert data["from"] == today.replace(day=1).isoformat() and data["to"] == today.isoformat()
     assert timedelta(days=0) <= today - date.fromisoformat(data["from"])
+
+
+@pytest.mark.django_db
+def test_a_team_project_or_node_with_spend_history_cannot_be_deleted(admin_api):
+    from billing.models import LedgerDay, LedgerEntry, LedgerNodeDay
+
+    project = ProjectFactory()
+    team = project.team
+    node = NodeFactory(team=team, project=project)
+    ledger_entry(node=node, hour=datetime(2026, 4, 2, 3, tzinfo=UTC), compute="10", idle="2")
+    ledger_day(day=date(2026, 4, 2), site=node.site, team=team, project=project, compute="10")
+    lone = TeamFactory()  # no node, no project: only its daily spend refers to it
+    ledger_day(day=date(2026, 4, 2), team=lone, compute="5")
+    before = (LedgerEntry.objects.count(), LedgerDay.objects.count(), LedgerNodeDay.objects.count())
+    assert before == (1, 2, 1)
+    for url in (
+        reverse("api:team-detail", kwargs={"pk": lone.pk}),
+        reverse("api:team-detail", kwargs={"pk": team.pk}),
+        reverse("api:project-detail", kwargs={"pk": project.pk}),
+        reverse("api:node-detail", kwargs={"pk": node.pk}),
+    ):
+        response = admin_api.delete(url)
+        assert response.status_code == 409, (url, response.data)
+    assert (LedgerEntry.objects.count(), LedgerDay.objects.count(), LedgerNodeDay.objects.count()) == before
+    assert selectors.spend_totals(start=date(2026, 4, 2), end=date(2026, 4, 3), teams=[team.pk]).total_usd == 10

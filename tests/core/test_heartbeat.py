@@ -46,3 +46,18 @@ def test_heartbeat_record_is_an_upsert():
     heartbeat_record(component=HeartbeatComponent.BEAT)
     heartbeat_record(component=HeartbeatComponent.BEAT)
     assert Heartbeat.objects.filter(component="beat").count() == 1
+
+
+def test_a_new_schedule_can_be_due_at_the_first_beat_tick():
+    from django_celery_beat.schedulers import ModelEntry
+
+    from core.services import periodic_task_ensure
+
+    periodic_task_ensure(name="t: later", task="core.tasks.heartbeat", every_s=900, queue="billing")
+    periodic_task_ensure(
+        name="t: now", task="core.tasks.heartbeat", every_s=900, queue="billing", first_run_at_start=True
+    )
+    later = ModelEntry(PeriodicTask.objects.get(name="t: later"), app=None)
+    now = ModelEntry(PeriodicTask.objects.get(name="t: now"), app=None)
+    assert now.is_due().is_due
+    assert not later.is_due().is_due  # beat counts a never-run entry as run at start: due in 15 minutes

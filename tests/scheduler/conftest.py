@@ -96,7 +96,7 @@ def scenario(db) -> Scenario:
         effective_from=PRICE_DAY,
     )
     node = onprem_node(site, name="dgx-1")
-    ProviderFactory(name="aws-main", regions=["us-east-1"])
+    ProviderFactory(name="aws-main", regions=["us-east-1", "us-west-2"])
     ProviderFactory(name="gcp-main", kind="gcp", account_id="fleetdeck-ml", credential_ref="adc")
     for region in ("us-east-1", "us-west-2"):
         InstancePrice.objects.create(

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.models import EgressRecord
 from core.choices import Role
@@ -68,6 +69,29 @@ class TestDatasetAPI(APIResourceTests):
         response = admin_api.post(self.list_url(), payload, format="json")
         assert response.status_code == 201, response.content
         assert (response.data["provider_kind"], response.data["location"]) == ("onprem", "onprem:dc-7")
+
+    def test_moving_a_dataset_onprem_drops_its_cloud_region(self, admin_api):
+        dataset = make_dataset(region="us-east-1")
+        site = OnPremSiteFactory(name="dc-9")
+        response = admin_api.patch(self.detail_url(dataset.pk), {"uri": "", "site": site.pk}, format="json")
+        assert response.status_code == 200, response.content
+        assert (response.data["region"], response.data["location"]) == ("", "onprem:dc-9")
+
+    def test_changing_the_s3_uri_looks_the_region_up_again(self, admin_api, aws):
+        from tests.scheduler.test_datasets import make_bucket
+
+        make_bucket("moved", "eu-west-1")
+        dataset = make_dataset(region="us-east-1")
+        response = admin_api.patch(self.detail_url(dataset.pk), {"uri": "s3://moved/data/"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.data["location"] == "aws:eu-west-1"
+        gs = admin_api.patch(self.detail_url(dataset.pk), {"uri": "gs://elsewhere/x"}, format="json")
+        assert gs.status_code == 400 and "region" in gs.data  # not the old bucket's eu-west-1
+
+    def test_other_changes_keep_the_stored_region(self, admin_api):
+        dataset = make_dataset(uri="gs://kept/x", provider_kind="gcp", region="europe-west4")
+        response = admin_api.patch(self.detail_url(dataset.pk), {"size_bytes": 5}, format="json")
+        assert response.status_code == 200 and response.data["location"] == "gcp:europe-west4"
 
     def test_cloud_site_without_uri_is_400(self, admin_api):
         site = SiteFactory()
@@ -137,6 +161,38 @@ class TestJobAPI(APIResourceTests):
         assert response.status_code == 409 and "state" in response.data
         assert admin_api.delete(self.detail_url(job.pk)).status_code == 409
 
+    def test_job_placed_while_the_request_ran_is_409_not_500(self, admin_api, monkeypatch):
+        """The view read the job pending; a placement run placed it before the write locked the row."""
+        from scheduler.api.views import JobViewSet
+
+        read = JobViewSet.get_object
+
+        def stale_read(view):
+            job = read(view)
+            Job.objects.filter(pk=job.pk).update(state="placed")
+            return job
+
+        monkeypatch.setattr(JobViewSet, "get_object", stale_read)
+        patched = admin_api.patch(self.detail_url(self.make().pk), {"priority": 3}, format="json")
+        assert patched.status_code == 409 and "placed job cannot be edited" in str(patched.data["state"])
+        job = self.make()
+        assert admin_api.delete(self.detail_url(job.pk)).status_code == 409
+        assert Job.objects.filter(pk=job.pk).exists()
+
+    def test_job_with_egress_history_cannot_be_deleted(self, admin_api):
+        job = self.make(state="succeeded")
+        money = dict.fromkeys(("usd_per_h", "compute_usd", "egress_usd", "total_usd"), 0)
+        placement = Placement.objects.create(
+            job=job, target_kind="offer", provider_kind="aws", region="us-east-1", gpu_count=1, **money
+        )
+        record = {"source": "aws:us-east-1", "destination": "aws:us-west-2", "bytes": 10, "usd": "0.1"}
+        record.update(occurred_at=timezone.now(), source_provider_kind="aws", cause="placement")
+        EgressRecord.objects.create(placement=placement, team=job.team, planned=False, **record)
+        response = admin_api.delete(self.detail_url(job.pk))
+        assert response.status_code == 409 and "egress history" in str(response.data["state"])
+        EgressRecord.objects.update(planned=True)
+        assert admin_api.delete(self.detail_url(job.pk)).status_code == 204
+
     def test_team_cannot_change(self, admin_api):
         job = self.make()
         response = admin_api.patch(self.detail_url(job.pk), {"team": TeamFactory().pk}, format="json")
@@ -161,6 +217,31 @@ class TestJobVerbs:
         assert row["breakdown"][0]["destination"] == "onprem:dc-1"
         assert len(row["alternatives"]) == 4
         assert operator.get(reverse("api:placement-list"), {"active": "false"}).data["count"] == 0
+
+    def test_place_while_another_run_is_in_progress_is_409(self, api_client, scenario):
+        from django.db import connections
+
+        from scheduler.services import PLACE_LOCK_KEY
+
+        job = scenario.job()
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLACE_LOCK_KEY])
+                response = api_client(Role.OPERATOR).post(reverse("api:job-place"))
+                cursor.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert response.status_code == 409 and "another placement run is in progress" in response.data["detail"]
+        assert Job.objects.get(pk=job.pk).state == "pending"
+
+    def test_transition_states_follow_the_service_rules(self):
+        from scheduler.api.serializers import TransitionSerializer
+        from scheduler.services import TRANSITIONS
+
+        choices = set(TransitionSerializer().fields["state"].choices)
+        assert choices == {state for targets in TRANSITIONS.values() for state in targets}
 
     def test_viewer_cannot_place_but_can_price(self, api_client, scenario):
         viewer = api_client(Role.VIEWER)
@@ -200,7 +281,8 @@ class TestJobVerbs:
         bad = operator.post(url, {"state": "exploded"}, format="json")
         assert bad.status_code == 400 and "state" in bad.data
         assert api_client(Role.VIEWER).post(url, {"state": "failed"}, format="json").status_code == 403
-        assert EgressRecord.objects.filter(placement__job=job, planned=True).count() == 1
+        # Running made the placement's planned egress real (billing counts it from then on).
+        assert EgressRecord.objects.filter(placement__job=job, planned=False, cause="placement").count() == 1
 
     def test_placement_list_query_count(self, admin_api, scenario, django_assert_max_num_queries):
         for i in range(5):

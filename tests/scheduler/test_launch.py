@@ -3,15 +3,18 @@ sync files the instance under the job's team and project."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from billing.models import EgressRecord
 from config.celery import app as celery_app
 from fleet.inventory.sync import inventory_sync
 from fleet.models import Node, Provider
-from scheduler.choices import LaunchStatus, TargetKind
-from scheduler.launch import launch_request_build
+from scheduler.choices import JobState, LaunchStatus, TargetKind
+from scheduler.launch import launch_request_build, placement_launch
 from scheduler.models import Placement
-from scheduler.services import jobs_place
+from scheduler.services import job_transition, jobs_place
 from tests.fleet.inventory.conftest import IMAGE_ID
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +73,7 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
     (instance_id,) = placement.launch_request["result"]["instance_ids"]
+    assert placement.launch_request["parameters"]["ClientToken"] == f"fleetdeck-placement-{placement.pk}"
 
     described = aws.client("us-east-1").describe_instances(InstanceIds=[instance_id])
     instance = described["Reservations"][0]["Instances"][0]
@@ -81,6 +85,7 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
         "project": "llm",
     }
     assert instance["InstanceType"] == "p5.48xlarge"
+    assert instance["ClientToken"] == f"fleetdeck-placement-{placement.pk}"  # EC2 dedupes a retried call on it
     assert instance.get("InstanceLifecycle") == "spot"
 
     inventory_sync(provider=provider)
@@ -90,7 +95,7 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
     # The launched node is the job's: placement does not offer its GPUs to another job until the job ends.
     from django.utils import timezone
 
-    from scheduler.services import fleet_inputs, job_transition
+    from scheduler.services import fleet_inputs
 
     assert node.pk not in {n.id for n in fleet_inputs(now=timezone.now()).nodes}
     job_transition(job=job, state="running")
@@ -98,8 +103,6 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
     assert node.pk in {n.id for n in fleet_inputs(now=timezone.now()).nodes}
 
     # A second delivery of the launch task does nothing.
-    from scheduler.launch import placement_launch
-
     placement_launch(placement_id=placement.pk)
     assert len(aws.client("us-east-1").describe_instances()["Reservations"]) == 1
 
@@ -107,13 +110,44 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
 def test_live_launch_without_an_image_fails_clearly(scenario, settings, aws, eager, django_capture_on_commit_callbacks):
     settings.SCHEDULER_LAUNCH = "live"
     settings.SCHEDULER_AWS_IMAGE_ID = ""
-    job = scenario.job(allowed_providers=["aws"])
+    job = scenario.job(allowed_providers=["aws"], allowed_regions=["us-west-2"])  # its data moves: planned egress
     with django_capture_on_commit_callbacks(execute=True):
         jobs_place()
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.FAILED
     assert "SCHEDULER_AWS_IMAGE_ID" in placement.launch_error
     assert aws.client("us-east-1").describe_instances()["Reservations"] == []
+    # The job is not left placed on capacity that never came up: it is pending again, saying why.
+    assert not placement.active
+    assert not EgressRecord.objects.filter(placement=placement).exists()
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING and "SCHEDULER_AWS_IMAGE_ID" in job.pending_reason
+
+
+def test_failed_launch_of_a_job_cancelled_meanwhile_leaves_it_cancelled(scenario, settings, aws):
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = ""
+    job = scenario.job(allowed_providers=["aws"])
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    job_transition(job=job, state=JobState.CANCELLED)
+    placement_launch(placement_id=placement.pk)
+    job.refresh_from_db()
+    placement.refresh_from_db()
+    assert job.state == JobState.CANCELLED and placement.launch_status == LaunchStatus.FAILED
+
+
+def test_launch_requests_carry_idempotency_tokens(scenario):
+    aws_job = scenario.job(allowed_providers=["aws"])
+    gcp_job = scenario.job(name="gcp", gpu_count=16, allowed_providers=["gcp"])
+    jobs_place()
+    aws_placement, gcp_placement = Placement.objects.get(job=aws_job), Placement.objects.get(job=gcp_job)
+    assert aws_placement.launch_request["parameters"]["ClientToken"] == f"fleetdeck-placement-{aws_placement.pk}"
+    ids = gcp_placement.launch_request["request_ids"]
+    assert len(ids) == len(set(ids)) == 2  # one per instance insert
+    assert ids == [str(uuid.UUID(i)) for i in ids]
+    rebuilt = launch_request_build(placement=gcp_placement, provider=Provider.objects.get(name="gcp-main"))
+    assert rebuilt["request_ids"] == ids  # derived from the placement id: the same on every retry
 
 
 def test_live_gce_insert_launches_and_sync_picks_it_up(
@@ -130,8 +164,11 @@ def test_live_gce_insert_launches_and_sync_picks_it_up(
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
     assert placement.launch_request["result"]["operations"]
+    (request_id,) = placement.launch_request["request_ids"]
     assert any(
-        r.startswith("POST /compute/v1/projects/fleetdeck-ml/zones/us-central1-a/instances") for r in gce.requests
+        r.startswith("POST /compute/v1/projects/fleetdeck-ml/zones/us-central1-a/instances")
+        and f"requestId={request_id}" in r
+        for r in gce.requests
     )
 
     inventory_sync(provider=provider)
@@ -149,3 +186,6 @@ def test_live_gce_error_marks_the_launch_failed(scenario, settings, gce, eager, 
         jobs_place()
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.FAILED and "403" in placement.launch_error
+    assert not placement.active
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING and "403" in job.pending_reason

@@ -14,6 +14,7 @@ from scheduler.optimizer import (
     ALTERNATIVES_MAX,
     DatasetIn,
     JobIn,
+    MoveUnpriceable,
     NodeIn,
     OfferIn,
     candidates_for,
@@ -400,3 +401,26 @@ def test_exact_beats_or_ties_fast_and_greedy_and_alternatives_are_ranked():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="method must be one of"):
         place_batch([], nodes=[], offers=[], datasets={}, network=NET, method="best")
+
+
+class NoRouteToOnPrem(RatesNetwork):
+    """RatesNetwork without a rate for moves into on-prem sites."""
+
+    def egress_usd(self, src: str, dst: str, size_bytes: int) -> Decimal:
+        if src != dst and dst.startswith("onprem:"):
+            raise MoveUnpriceable(f"no egress rate {src} -> {dst}")
+        return super().egress_usd(src, dst, size_bytes)
+
+
+@pytest.mark.parametrize("method", ["milp", "fast", "greedy"])
+def test_unpriceable_move_rules_out_that_candidate_only(method):
+    data = {1: DatasetIn(id=1, name="d", size_bytes=TB, location="aws:us-east-1")}
+    nodes = [node(1, usd_per_gpu_h="0.10")]  # far cheaper, but its data move cannot be priced
+    offers = [offer("aws", "us-east-1", "p5.48xlarge", "55.04")]
+    jobs = [job(1, datasets=[1]), job(2, datasets=[1], allowed_providers=frozenset({"onprem"})), job(3)]
+    result = place_batch(jobs, nodes=nodes, offers=offers, datasets=data, network=NoRouteToOnPrem(), method=method)
+    assert result.decisions[1].chosen.location == "aws:us-east-1"
+    assert all(c.location != "onprem:dc-1" for c in result.decisions[1].alternatives)
+    assert result.decisions[3].chosen.node_id == 1  # no data to move: the node is still fine
+    assert set(result.unplaced) == {2}
+    assert "cannot price moving its data" in result.unplaced[2] and "onprem:dc-1" in result.unplaced[2]

@@ -18,6 +18,7 @@ from scheduler.choices import JobState, LaunchStatus, TargetKind
 from scheduler.models import Dataset, Job, Placement
 from scheduler.services import (
     TransitionError,
+    fleet_inputs,
     job_transition,
     job_what_if,
     jobs_place,
@@ -38,6 +39,7 @@ def test_hand_checked_scenario_places_on_prem_with_exact_breakdown(scenario):
     placement = Placement.objects.get(job=job, active=True)
     assert placement.target_kind == TargetKind.NODE
     assert placement.node == scenario.node
+    assert placement.region == "dc-1"  # the site name, as allowed_regions matches on-prem nodes
     assert placement.gpu_count == 8
     assert placement.usd_per_h == Decimal("9.78")  # 8 × 1.2225
     assert placement.compute_usd == Decimal("97.80")
@@ -229,15 +231,24 @@ def test_unplaceable_job_gets_a_reason(scenario):
     assert "B200" in job.pending_reason
 
 
-def test_missing_egress_rate_is_a_pending_reason_not_a_crash(scenario):
+def test_missing_egress_rate_rules_out_only_the_candidates_that_need_it(scenario):
     from billing.models import EgressRate
 
+    # aws → on-prem and aws → gcp cannot be priced; aws us-east-1 (no move) and us-west-2 still can.
     EgressRate.objects.filter(provider_kind="aws", location_class="other-cloud").delete()
     job = scenario.job()
+    stuck = scenario.job(name="stuck", allowed_providers=["onprem", "gcp"])
+    elsewhere = scenario.job(name="no-data", datasets=[], allowed_providers=["onprem"])
     report = jobs_place()
-    job.refresh_from_db()
-    assert job.state == JobState.PENDING
-    assert "egress rate" in job.pending_reason and job.pk in report.unplaced
+    assert sorted(report.placed) == sorted([job.pk, elsewhere.pk])  # the batch is not aborted
+    placement = Placement.objects.get(job=job)
+    assert (placement.target_kind, placement.region) == (TargetKind.OFFER, "us-east-1")
+    assert all(a["location"].startswith("aws:") for a in placement.alternatives)
+    assert Placement.objects.get(job=elsewhere).node == scenario.node
+    stuck.refresh_from_db()
+    assert stuck.state == JobState.PENDING
+    assert "cannot price moving its data" in stuck.pending_reason and "egress rate" in stuck.pending_reason
+    assert report.unplaced == {stuck.pk: stuck.pending_reason}
 
 
 def test_what_if_prices_without_saving(scenario):
@@ -270,6 +281,110 @@ def test_jobs_place_query_count_is_constant(scenario):
     few = place_with(2, 1)
     many = place_with(12, 6)
     assert many == few, (few, many)
+
+
+def test_jobs_place_query_count_is_constant_on_offers(scenario):
+    """Offer placements: no per-placement provider lookup, no lazy team/project for the launch tags."""
+
+    def place_on_offers(n_jobs: int) -> int:
+        Placement.objects.all().delete()
+        Job.objects.all().delete()
+        for i in range(n_jobs):
+            scenario.job(name=f"o{i}", allowed_providers=["aws", "gcp"])
+        with CaptureQueriesContext(connection) as queries:
+            report = jobs_place()
+        assert len(report.placed) == report.launches == n_jobs
+        return len(queries)
+
+    one, six = place_on_offers(1), place_on_offers(6)
+    assert six == one, (one, six)
+
+
+def test_offers_only_in_the_regions_the_account_launches_in(scenario):
+    from fleet.models import Provider
+
+    def offered(kind: str) -> set[str]:
+        return {o.region for o in fleet_inputs(now=timezone.now()).offers if o.provider_kind == kind}
+
+    assert offered("aws") == {"us-east-1", "us-west-2"}
+    assert offered("gcp") == {"us-central1"}  # GCP without regions: inventory scans every zone
+    Provider.objects.filter(name="aws-main").update(regions=["us-east-1"])
+    Provider.objects.filter(name="gcp-main").update(regions=["europe-west4"])
+    assert offered("aws") == {"us-east-1"} and offered("gcp") == set()
+    job = scenario.job(allowed_regions=["us-west-2"])
+    assert job.pk in jobs_place().unplaced
+
+
+def test_node_gpu_memory_is_compared_on_the_catalogue_scale(scenario):
+    """NVML reports an H100 80GB as 81559 MiB; the catalogue (and every offer) says 81920."""
+    scenario.node.gpus.update(memory_mib=81559)
+    (node,) = fleet_inputs(now=timezone.now()).nodes
+    assert node.gpu_memory_mib == 81920
+    job = scenario.job(gpu_model="", min_gpu_memory_mib=81920, allowed_providers=["onprem"], datasets=[])
+    assert jobs_place().placed == [job.pk]
+    assert Placement.objects.get(job=job).node == scenario.node
+
+
+def test_a_placement_run_is_skipped_while_another_holds_the_lock(scenario):
+    from django.db import transaction
+
+    from scheduler.services import PLACE_LOCK_KEY
+
+    job = scenario.job()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLACE_LOCK_KEY])
+            with transaction.atomic():
+                report = jobs_place()
+            cursor.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert report.skipped == "another placement run is in progress"
+    assert report.as_dict()["skipped"] and report.placed == []
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING
+    assert jobs_place().placed == [job.pk] and not jobs_place().skipped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requeue_leaves_a_job_that_started_meanwhile_running(scenario):
+    """A job turning running while the re-queue runs: the re-queue waits for its row and then leaves it."""
+    from django.db import transaction
+
+    job = scenario.job(allowed_providers=["onprem"])
+    jobs_place()
+    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=NodeState.UNREACHABLE)
+    result, errors = [], []
+
+    def requeue():
+        try:
+            result.extend(jobs_requeue_unreachable())
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        job_transition(job=job, state=JobState.RUNNING)  # holds the job's row lock until commit
+        thread = threading.Thread(target=requeue)
+        thread.start()
+        watcher = connections.create_connection("default")
+        try:
+            with watcher.cursor() as cursor:
+                for _ in range(100):  # until the re-queue waits on a lock
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    if cursor.fetchone()[0]:
+                        break
+                    threading.Event().wait(0.05)
+        finally:
+            watcher.close()
+    thread.join(timeout=30)
+    assert not errors, errors
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING and result == []
+    assert Placement.objects.get(job=job).active
 
 
 @pytest.mark.django_db(transaction=True)

@@ -189,3 +189,24 @@ def test_what_if_without_egress_rates_says_so(login, scenario):
     response = login("viewer").post(reverse("scheduler-what-if"), form_data(scenario, prefix="whatif"), **HTMX)
     assert response.status_code == 200
     assert "Cannot price moving these datasets" in response.content.decode()
+
+
+def test_queue_counts_every_pending_job_beyond_the_rows_shown(login, scenario, monkeypatch):
+    from scheduler import selectors
+
+    for i in range(3):
+        scenario.job(name=f"p{i}", gpu_model="B200")
+    queue = selectors.job_queue(limit=2)
+    assert len(queue.pending) == 2 and queue.pending_count == 3
+    monkeypatch.setattr(selectors.job_queue, "__kwdefaults__", {"limit": 2})
+    body = login("viewer").get(reverse("scheduler")).content.decode()
+    assert '<span class="muted" data-testid="pending-count">3</span>' in body
+
+
+def test_form_and_api_share_the_job_rules():
+    from scheduler.api.serializers import job_request_errors
+
+    errors = job_request_errors(
+        team=None, project=None, gpu_model="H100", min_gpu_memory_mib=1, allowed_regions=["a", "a"]
+    )
+    assert set(errors) == {"min_gpu_memory_mib", "allowed_regions"}

@@ -11,7 +11,7 @@ from fleet.demo import demo_fleet_delete, demo_fleet_seed
 class Command(BaseCommand):
     help = (
         "Seed a plausible demo fleet (on-prem sites, AWS and GCP regions, real GPU types), its prices, 30 days of "
-        "cost ledger, budgets, a weekly report subscription and a few jobs."
+        "cost ledger, budgets (one about to alert), a weekly report subscription and a few jobs."
     )
 
     def add_arguments(self, parser):
@@ -46,12 +46,15 @@ class Command(BaseCommand):
 
     def _seed_billing_and_scheduler(self) -> None:
         """Prices, the ledger of the last 30 days, budgets, a weekly report and some jobs (each step idempotent)."""
-        from billing.budgets import demo_budgets_seed
+        from billing.budgets import demo_budget_tighten, demo_budgets_seed
         from billing.catalogue import demo_prices_seed
         from billing.ledger import demo_ledger_seed
         from billing.reports.delivery import demo_reports_seed
+        from fleet.demo import demo_telemetry_history_seed
         from scheduler.demo import demo_scheduler_seed
 
+        history = demo_telemetry_history_seed(days=30)
+        self.stdout.write(f"Telemetry history: {history} GPU-hours of synthetic roll-ups")
         prices = demo_prices_seed()
         self.stdout.write("Prices: " + ", ".join(f"{v} {k}" for k, v in prices.items()))
         ledger = demo_ledger_seed(days=30)
@@ -60,7 +63,8 @@ class Command(BaseCommand):
             f"{ledger.unpriced_count} nodes without a price"
         )
         budgets = demo_budgets_seed()
-        self.stdout.write(f"Budgets: {len(budgets)} created")
+        tight = demo_budget_tighten()
+        self.stdout.write(f"Budgets: {len(budgets)} created" + (f"; {tight} is at 85 % already" if tight else ""))
         demo_reports_seed()
         scheduler = demo_scheduler_seed()
         self.stdout.write("Scheduler: " + ", ".join(f"{v} {k}" for k, v in scheduler.items()))

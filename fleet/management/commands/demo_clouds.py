@@ -77,6 +77,10 @@ class Command(BaseCommand):
                 f"{s.scope}: {s.nodes_seen} nodes" + ("" if s.ok else f" ({s.error})") for s in report.scopes
             )
             self.stdout.write(f"{provider.name} synced from its emulator: {scopes}")
+        # The emulated instances include types and regions the catalogue does not price: give them demo estimates.
+        from billing.catalogue import demo_price_estimates_seed
+
+        self.stdout.write(f"{demo_price_estimates_seed()} demo price estimates added for the synced instances")
         self.stdout.write(f"emulated EC2 at {aws_url}, Compute at {gcp_url}")
         try:
             while True:
