@@ -29,14 +29,16 @@ def report_period_last(*, period: str, now: datetime) -> tuple[date, date]:
 
 
 def period_label(*, start: date, end: date) -> str:
-    """A human name of a period: 'week 2026-W47' or 'October 2026' or '2026-11-01 – 2026-11-07'."""
+    """A human name of a period: 'week 2026-W47 (16 Nov to 22 Nov 2026)', 'October 2026' or '2026-11-01 to
+    2026-11-07'. Plain ASCII: it goes into the email subject, where a non-ASCII character makes mail libraries
+    encode and fold the header (some clients then show a leading space)."""
     last = end - timedelta(days=1)
     if end - start == timedelta(days=7) and start.weekday() == 0:
         year, week, _ = start.isocalendar()
-        return f"week {year}-W{week:02d} ({start:%d %b} – {last:%d %b %Y})"
+        return f"week {year}-W{week:02d} ({start:%d %b} to {last:%d %b %Y})"
     if start.day == 1 and end.day == 1 and (end - timedelta(days=1)).month == start.month:
         return f"{start:%B %Y}"
-    return f"{start:%Y-%m-%d} – {last:%Y-%m-%d}"
+    return f"{start:%Y-%m-%d} to {last:%Y-%m-%d}"
 
 
 def report_period_current(*, period: str, now: datetime) -> tuple[date, date]:

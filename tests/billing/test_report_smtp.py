@@ -95,6 +95,9 @@ def test_report_received_by_a_real_smtp_server_parses_as_expected(smtp_server):
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
     total = f"{delivery.total_usd:,}"
     assert total in text.get_content() and total in html.get_content() and total in message["Subject"]
+    # An ASCII subject arrives unfolded, exactly as written (a non-ASCII one is encoded and folded).
+    assert message["Subject"].startswith("Fleetdeck cost report: Whole fleet, week ")
+    assert b"\nSubject: Fleetdeck cost report" in raw
     assert f'src="cid:{CHART_CID}"' in html.get_content()
     [image] = [p for p in parts if p.get_content_type() == "image/png"]
     assert image["Content-ID"] == f"<{CHART_CID}>"

@@ -26,7 +26,7 @@ class MaildirHandler:
         self.count += 1
         path = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{self.count:04d}.eml"
         path.write_bytes(envelope.content)
-        subject = message_from_bytes(envelope.content, policy=policy.default)["subject"]
+        subject = str(message_from_bytes(envelope.content, policy=policy.default)["subject"] or "").strip()
         self.log(f"mail to {', '.join(envelope.rcpt_tos)}: {subject!r} -> {path}")
         return "250 Message accepted for delivery"
 
