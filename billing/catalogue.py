@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Min
 
 from billing.choices import LocationClass, PriceSource
+from billing.data.build_catalogue import COLUMNS as PRICE_COLUMNS  # the loader reads what the build writes
 from billing.models import EgressRate, InstancePrice, OnPremCostModel
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
 from fleet.choices import ProviderKind
@@ -23,17 +24,6 @@ from fleet.choices import ProviderKind
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PRICES_FILE = "instance_prices.csv"
 EGRESS_FILE = "egress_rates.csv"
-PRICE_COLUMNS = (
-    "provider_kind",
-    "region",
-    "instance_type",
-    "gpu_model",
-    "gpu_count",
-    "on_demand_usd_per_h",
-    "spot_usd_per_h",
-    "effective_from",
-    "note",
-)
 EGRESS_COLUMNS = ("provider_kind", "location_class", "tier_start_gb", "usd_per_gb", "effective_from", "note")
 CLOUD_KINDS = (ProviderKind.AWS, ProviderKind.GCP)
 MAX_ERRORS_SHOWN = 20

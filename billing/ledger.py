@@ -285,31 +285,33 @@ def _unpriced_fill(report: LedgerReport, ids: list[int] | None) -> None:
     report.unpriced_nodes = [(pk, name) for pk, name in unpriced[:UNPRICED_LISTED_MAX]]
 
 
+def _rollup_refresh(*, delete_sql: str, refresh_sql: str, days: list[date]) -> int:
+    """Replace one roll-up table's rows of ``days`` with sums of their ledger rows; returns the rows written."""
+    if not days:
+        return 0
+    params = {
+        "days": list(days),
+        "first": datetime.combine(min(days), time(), tzinfo=UTC),
+        "last": datetime.combine(max(days) + DAY, time(), tzinfo=UTC),
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(delete_sql, params)
+        cursor.execute(refresh_sql, params)
+        return cursor.rowcount
+
+
 def ledger_days_refresh(*, days: list[date]) -> int:
     """Rebuild the ``LedgerDay`` (and per-node ``LedgerNodeDay``) sums of ``days`` from their ledger rows;
     returns the ``LedgerDay`` rows written."""
-    if not days:
-        return 0
-    first = datetime.combine(min(days), time(), tzinfo=UTC)
-    last = datetime.combine(max(days) + DAY, time(), tzinfo=UTC)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(DAY_DELETE_SQL, {"days": list(days)})
-        cursor.execute(DAY_REFRESH_SQL, {"days": list(days), "first": first, "last": last})
-        written = cursor.rowcount
+    with transaction.atomic():
+        written = _rollup_refresh(delete_sql=DAY_DELETE_SQL, refresh_sql=DAY_REFRESH_SQL, days=days)
         ledger_node_days_refresh(days=days)
-        return written
+    return written
 
 
 def ledger_node_days_refresh(*, days: list[date]) -> int:
     """Rebuild the per-node ``LedgerNodeDay`` sums of ``days`` from their ledger rows; returns the rows written."""
-    if not days:
-        return 0
-    first = datetime.combine(min(days), time(), tzinfo=UTC)
-    last = datetime.combine(max(days) + DAY, time(), tzinfo=UTC)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(NODE_DAY_DELETE_SQL, {"days": list(days)})
-        cursor.execute(NODE_DAY_REFRESH_SQL, {"days": list(days), "first": first, "last": last})
-        return cursor.rowcount
+    return _rollup_refresh(delete_sql=NODE_DAY_DELETE_SQL, refresh_sql=NODE_DAY_REFRESH_SQL, days=days)
 
 
 def ledger_backfill(

@@ -91,22 +91,26 @@ class FleetInputs:
     energy_basis: dict[int, str]  # node id -> "measured" or "estimated": where the energy $/GPU-h came from
 
 
+# What a submission sets (datasets aside, a many-to-many); all of it but the team can change while pending.
+JOB_INPUT_FIELDS = (
+    "name",
+    "team",
+    "project",
+    "gpu_count",
+    "gpu_model",
+    "min_gpu_memory_mib",
+    "expected_hours",
+    "priority",
+    "max_usd_per_h",
+    "spot_allowed",
+    "allowed_providers",
+    "allowed_regions",
+)
+JOB_EDITABLE_FIELDS = tuple(name for name in JOB_INPUT_FIELDS if name != "team")
+
+
 def _job_fields(data: dict) -> dict:
-    names = (
-        "name",
-        "team",
-        "project",
-        "gpu_count",
-        "gpu_model",
-        "min_gpu_memory_mib",
-        "expected_hours",
-        "priority",
-        "max_usd_per_h",
-        "spot_allowed",
-        "allowed_providers",
-        "allowed_regions",
-    )
-    return {name: data[name] for name in names if name in data}
+    return {name: data[name] for name in JOB_INPUT_FIELDS if name in data}
 
 
 @transaction.atomic
@@ -120,21 +124,6 @@ def job_submit(*, data: dict, user=None) -> Job:
     job.datasets.set(data.get("datasets") or [])
     transaction.on_commit(partial(jobs_place_task.delay))
     return job
-
-
-JOB_EDITABLE_FIELDS = (
-    "name",
-    "project",
-    "gpu_count",
-    "gpu_model",
-    "min_gpu_memory_mib",
-    "expected_hours",
-    "priority",
-    "max_usd_per_h",
-    "spot_allowed",
-    "allowed_providers",
-    "allowed_regions",
-)
 
 
 @transaction.atomic

@@ -22,7 +22,7 @@ from billing.ledger import ledger_days_refresh
 from billing.models import Budget, LedgerDay, LedgerEntry
 from core.choices import Role
 from core.services import user_set_role
-from fleet.bench.common import bench_database, percentiles_ms, timed
+from fleet.bench.common import bench_database, percentiles_ms, requests_timed, timed
 from fleet.choices import Continent, NodeLifecycle, ProviderKind
 from fleet.models import Node, Project, Provider, Site, Team
 
@@ -136,17 +136,6 @@ def _ledger(now: datetime) -> None:
         cursor.execute("ANALYZE")
 
 
-def _time(client: Client, urls: list[str], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        for url in urls:
-            seconds, response = timed(lambda url=url: client.get(url))
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:300]!r}")
-            times.append(seconds)
-    return times
-
-
 def _from_entries(start, end, dimension: str) -> list:
     """The baseline: the same summary summed from the hourly ledger instead of its daily roll-up."""
     since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
@@ -174,16 +163,18 @@ def run(*, nodes: int = 10_000, repeat: int = 50) -> dict:
         period = f"from={first}&to={today.isoformat()}"
         page_urls = ["/spend/", f"/spend/?date_from={first}&date_to={today.isoformat()}"]
         summary_urls = [f"/api/v1/spend/summary/?group_by={g}&{period}" for g in SUMMARY_GROUPS]
-        _time(client, [*page_urls, *summary_urls, "/healthz"], 2)  # warm connections and caches
-        page = _time(client, page_urls, max(1, repeat // 2))
+        requests_timed(client, [*page_urls, *summary_urls, "/healthz"], 2)  # warm connections and caches
+        page = requests_timed(client, page_urls, max(1, repeat // 2))
         with override_settings(DASHBOARD_CACHE_S=0):
-            page_uncached = _time(client, page_urls, max(1, repeat // 2))
-        summary = _time(client, summary_urls, max(1, repeat // len(SUMMARY_GROUPS)))
-        csv_export = _time(client, [f"/api/v1/spend/summary.csv?group_by=project&{period}"], max(1, repeat // 5))
+            page_uncached = requests_timed(client, page_urls, max(1, repeat // 2))
+        summary = requests_timed(client, summary_urls, max(1, repeat // len(SUMMARY_GROUPS)))
+        csv_export = requests_timed(
+            client, [f"/api/v1/spend/summary.csv?group_by=project&{period}"], max(1, repeat // 5)
+        )
         start, end = today - timedelta(days=HISTORY_DAYS - 1), today + timedelta(days=1)
         idle_nodes = [timed(lambda: selectors.idle_cost_nodes(start=start, end=end))[0] for _ in range(5)]
         baseline = [timed(lambda g=g: _from_entries(start, end, g))[0] for g in ("provider", "team", "gpu_model")]
-        floor = _time(client, ["/healthz"], repeat)
+        floor = requests_timed(client, ["/healthz"], repeat)
         everything = selectors.spend_totals(start=start - timedelta(days=1), end=end).total_usd
         check_entries = LedgerEntry.objects.aggregate(s=Sum("compute_usd") + Sum("energy_usd"))["s"]
     page_p, summary_p = percentiles_ms(page), percentiles_ms(summary)

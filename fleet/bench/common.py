@@ -35,6 +35,18 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
+def requests_timed(client, urls: list[str], repeat: int) -> list[float]:
+    """Seconds of each GET of ``urls`` through a Django test ``client``, ``repeat`` rounds; a non-200 stops it."""
+    times = []
+    for _ in range(repeat):
+        for url in urls:
+            seconds, response = timed(lambda url=url: client.get(url))
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:300]!r}")
+            times.append(seconds)
+    return times
+
+
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     """p50 and p95 in milliseconds."""
     ordered = sorted(seconds)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.choices import Role
 from core.services import user_set_role
-from fleet.bench.common import bench_database, percentiles_ms, timed
+from fleet.bench.common import bench_database, percentiles_ms, requests_timed
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
 from fleet.models import GPU, Node, Provider, Site
 from fleet.telemetry.storage import partitions_ensure
@@ -124,17 +124,6 @@ def _history(sample_node_ids: list[int], now) -> None:
         cursor.execute("ANALYZE")
 
 
-def _time(client: Client, urls: list[str], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        for url in urls:
-            seconds, response = timed(lambda url=url: client.get(url))
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}")
-            times.append(seconds)
-    return times
-
-
 def run(*, nodes: int = 10_000, gpus_per_node: int = 8, sample_nodes: int = 50, repeat: int = 20) -> dict:
     now = timezone.now()
     with bench_database():
@@ -148,13 +137,13 @@ def run(*, nodes: int = 10_000, gpus_per_node: int = 8, sample_nodes: int = 50, 
         client.force_login(user)
         detail_urls = [f"/nodes/{pk}/" for pk in sample]
         chart_urls = [f"/nodes/{pk}/charts/?range=6h" for pk in sample]
-        _time(client, ["/", *detail_urls[:3], *chart_urls[:3], "/healthz"], 1)  # warm caches and connections
-        overview = _time(client, ["/"], repeat)
+        requests_timed(client, ["/", *detail_urls[:3], *chart_urls[:3], "/healthz"], 1)  # warm caches and connections
+        overview = requests_timed(client, ["/"], repeat)
         with override_settings(DASHBOARD_CACHE_S=0):
-            overview_uncached = _time(client, ["/"], max(1, repeat // 2))
-        detail = _time(client, detail_urls, max(1, repeat // 5))
-        charts = _time(client, chart_urls, max(1, repeat // 10))
-        floor = _time(client, ["/healthz"], repeat)
+            overview_uncached = requests_timed(client, ["/"], max(1, repeat // 2))
+        detail = requests_timed(client, detail_urls, max(1, repeat // 5))
+        charts = requests_timed(client, chart_urls, max(1, repeat // 10))
+        floor = requests_timed(client, ["/healthz"], repeat)
         gpu_count = GPU.objects.count()
     overview_p = percentiles_ms(overview)
     detail_p = percentiles_ms(detail)
