@@ -189,6 +189,8 @@ class ReportDeliveryInline(admin.TabularInline):
         "last_error",
         "total_usd",
         "sent_at",
+        "resent",
+        "message_id",
     )
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -212,7 +214,17 @@ class ReportSubscriptionAdmin(admin.ModelAdmin):
 
 @admin.register(ReportDelivery)
 class ReportDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("subscription", "period_start", "period_end", "status", "attempts", "total_usd", "sent_at")
-    list_filter = ("status", "manual")
+    list_display = (
+        "subscription",
+        "period_start",
+        "period_end",
+        "status",
+        "attempts",
+        "total_usd",
+        "sent_at",
+        "resent",
+    )
+    list_filter = ("status", "manual", "resent")
+    readonly_fields = ("message_id", "resent")
     search_fields = ("subscription__name",)
     list_select_related = ("subscription",)

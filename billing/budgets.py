@@ -27,6 +27,7 @@ from billing import selectors
 from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
 from billing.money import usd_cents
+from core.validators import one_line
 from fleet.models import Team
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def budget_alerts_due(status: selectors.BudgetStatus) -> list[tuple[str, int]]:
 
 
 def budget_alert_email(*, alert: BudgetAlert, status: selectors.BudgetStatus) -> EmailMultiAlternatives:
-    """The alert email (plain text and HTML) to the budget's recipients."""
+    """The alert email (plain text and HTML) to the budget's recipients; its subject is on one line even when a
+    team name stored before names were validated holds a line break."""
     budget = status.budget
     if alert.kind == BudgetAlertKind.FORECAST:
         headline = f"forecast ${usd_cents(status.forecast_usd)} is over the ${budget.monthly_usd} budget"
@@ -56,7 +58,7 @@ def budget_alert_email(*, alert: BudgetAlert, status: selectors.BudgetStatus) ->
         headline = f"{alert.threshold_pct} % of the ${budget.monthly_usd} budget reached"
     context = {"alert": alert, "status": status, "budget": budget, "headline": headline, "label": status.label}
     message = EmailMultiAlternatives(
-        subject=f"[Fleetdeck] Budget {status.label} {alert.month:%Y-%m}: {headline}",
+        subject=one_line(f"[Fleetdeck] Budget {status.label} {alert.month:%Y-%m}: {headline}"),
         body=render_to_string("billing/spend_budget_alert_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=list(budget.recipients),

@@ -49,6 +49,7 @@ class DeliveryStatus(models.TextChoices):
     """Where one report delivery stands."""
 
     PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending (or the sender died: sent again, same Message-ID)"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed (will retry)"
 

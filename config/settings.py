@@ -96,6 +96,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
+    "csp",
     "core",
     "fleet",
     "billing",
@@ -113,6 +115,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -166,6 +171,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# django-axes counts failed logins (the login page and the admin's) per user name and client address: after
+# AXES_FAILURE_LIMIT failures that pair is refused (429) for AXES_COOLOFF_TIME, even with the right password.
+# Other users and the same user from another address are not affected, and API tokens never pass through
+# authenticate(), so a guessing attack does not lock automation out. `manage.py axes_reset` unlocks at once.
+# The client address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so a lockout then
+# applies to the user name from everywhere (see docs/deployment.md).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "core/lockout.html"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 # Paths served to clients that authenticate per request (API tokens) rather than with a session; the API
@@ -174,6 +191,23 @@ FLEETDECK_API_PATH_PREFIXES = ("/api/v1/", "/api/schema/")
 API_TOKEN_DEFAULT_EXPIRY = timedelta(days=env_int("API_TOKEN_DEFAULT_EXPIRY_DAYS", 90))
 # Writing last_used on every request would make each API call a write; once a minute is enough to audit.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------------------------
+# Pages load scripts and styles from this site's static files only: no inline script or style, no plugins, never
+# framed, forms post home. The report preview alone also allows inline styles (the e-mail's own HTML needs them);
+# scripts stay blocked there too (billing.views). htmx's injected indicator styles are turned off in base.html.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --- i18n --------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -211,6 +245,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # JSON nested too deep or holding lone surrogates is a 400, not a RecursionError or an encoding 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fleetdeck API",
@@ -277,6 +317,15 @@ GCP_COMPUTE_ENDPOINT = os.environ.get("GCP_COMPUTE_ENDPOINT", "")
 
 TELEMETRY_POLL_INTERVAL_S = env_int("TELEMETRY_POLL_INTERVAL_S", 15)
 TELEMETRY_POLL_TIMEOUT_S = env_int("TELEMETRY_POLL_TIMEOUT_S", 5)
+# Total time one endpoint gets (connect, TLS, headers, body), however slowly it answers; and the fetching of
+# one poll cycle (nodes not reached by then are reported as skipped). Fetching 10,000 endpoints takes ~11 s
+# (docs/benchmarks.md): keep the poll deadline above what your fleet needs.
+TELEMETRY_FETCH_DEADLINE_S = env_int("TELEMETRY_FETCH_DEADLINE_S", 8)
+TELEMETRY_POLL_DEADLINE_S = env_int("TELEMETRY_POLL_DEADLINE_S", 20)
+# GPUs one scrape may report for one node; readings beyond are dropped (and noted on the node).
+TELEMETRY_MAX_GPUS_PER_NODE = env_int("TELEMETRY_MAX_GPUS_PER_NODE", 64)
+# The folder whose files 'file:' token references may name (after resolving symlinks); unset: none may.
+FLEETDECK_SECRETS_DIR = os.environ.get("FLEETDECK_SECRETS_DIR", "")
 # Endpoints fetched at once by one poll task.
 TELEMETRY_POLL_CONCURRENCY = env_int("TELEMETRY_POLL_CONCURRENCY", 128)
 # A node that fails this many polls in a row is marked unreachable (and comes back on its next answer).
@@ -300,6 +349,9 @@ if SCHEDULER_LAUNCH not in ("dry-run", "live"):
 # Live launches need the image to boot: an AMI id for EC2, an image or family URL for GCE.
 SCHEDULER_AWS_IMAGE_ID = os.environ.get("SCHEDULER_AWS_IMAGE_ID", "")
 SCHEDULER_GCP_IMAGE = os.environ.get("SCHEDULER_GCP_IMAGE", "")
+# A placed job whose node is unreachable is re-queued only once the node's last successful poll is older than
+# this: a short monitoring blip does not move placements (stopped and terminated nodes re-queue at once).
+SCHEDULER_REQUEUE_GRACE_S = env_int("SCHEDULER_REQUEUE_GRACE_S", 300)
 
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
@@ -337,5 +389,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    # django-axes logs every login at INFO; its warnings (failures, lockouts) are what operators need.
+    "loggers": {"pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -7,13 +7,16 @@ from django.db import models
 from django.utils import timezone
 
 from core.choices import HeartbeatComponent
+from core.validators import validate_one_line
 
 
 class APIToken(models.Model):
     """A bearer token for the REST API; only its SHA-256 is stored, the secret is shown once at creation."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'grafana' or 'ci'.")
+    name = models.CharField(
+        max_length=100, validators=[validate_one_line], help_text="What the token is for, e.g. 'grafana' or 'ci'."
+    )
     prefix = models.CharField(max_length=12, help_text="The first characters of the token, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     read_only = models.BooleanField(default=True, help_text="A read-only token can only use GET/HEAD/OPTIONS.")

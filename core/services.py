@@ -58,7 +58,8 @@ def role_permissions(role: Role) -> list[Permission]:
     # Tokens are managed per user on their own page, not through model permissions.
     view &= ~Q(content_type__app_label="core", content_type__model="apitoken")
     write = Q(content_type__app_label__in=OPERATOR_WRITE_APPS)
-    everything = Q(content_type__app_label__in=FLEETDECK_APPS + ("django_celery_beat", "auth"))
+    # Admins also see and clear login lockouts (django-axes).
+    everything = Q(content_type__app_label__in=FLEETDECK_APPS + ("django_celery_beat", "auth", "axes"))
     query = {Role.VIEWER: view, Role.OPERATOR: view | write, Role.ADMIN: everything}[role]
     return list(Permission.objects.filter(query).order_by("pk"))
 

@@ -5,13 +5,13 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from core.filters import ModelMultipleKeyFilter, StableOrderingFilter
+from core.filters import FleetdeckFilterSet, ModelMultipleKeyFilter, StableOrderingFilter
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
 from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Team
 from fleet.selectors import gpu_idle_q
 
 
-class ProviderFilterSet(filters.FilterSet):
+class ProviderFilterSet(FleetdeckFilterSet):
     kind = filters.MultipleChoiceFilter(choices=ProviderKind.choices)
     ordering = StableOrderingFilter(fields=("name", "kind", "created"))
 
@@ -20,7 +20,7 @@ class ProviderFilterSet(filters.FilterSet):
         fields = ("name", "kind", "account_id", "enabled")
 
 
-class SiteFilterSet(filters.FilterSet):
+class SiteFilterSet(FleetdeckFilterSet):
     provider_kind = filters.MultipleChoiceFilter(field_name="provider__kind", choices=ProviderKind.choices)
     continent = filters.MultipleChoiceFilter(choices=Continent.choices)
     ordering = StableOrderingFilter(fields=("name", "region", "continent"))
@@ -30,7 +30,7 @@ class SiteFilterSet(filters.FilterSet):
         fields = ("provider", "name", "region", "zone", "continent")
 
 
-class TeamFilterSet(filters.FilterSet):
+class TeamFilterSet(FleetdeckFilterSet):
     ordering = StableOrderingFilter(fields=("name", "slug"))
 
     class Meta:
@@ -38,7 +38,7 @@ class TeamFilterSet(filters.FilterSet):
         fields = ("name", "slug")
 
 
-class ProjectFilterSet(filters.FilterSet):
+class ProjectFilterSet(FleetdeckFilterSet):
     team_slug = filters.CharFilter(field_name="team__slug")
     ordering = StableOrderingFilter(fields=("name", "slug"))
 
@@ -47,7 +47,7 @@ class ProjectFilterSet(filters.FilterSet):
         fields = ("team", "slug")
 
 
-class NodeFilterSet(filters.FilterSet):
+class NodeFilterSet(FleetdeckFilterSet):
     """Nodes by free text, provider kind, site, state, lifecycle, team, project and GPU model."""
 
     q = filters.CharFilter(method="filter_q", label="Search")
@@ -98,7 +98,7 @@ class NodeFilterSet(filters.FilterSet):
         return queryset.filter(Exists(GPU.objects.filter(node=OuterRef("pk"), model__icontains=value)))
 
 
-class GPUFilterSet(filters.FilterSet):
+class GPUFilterSet(FleetdeckFilterSet):
     model = filters.CharFilter(lookup_expr="icontains")
     provider = filters.MultipleChoiceFilter(field_name="node__site__provider__kind", choices=ProviderKind.choices)
     ordering = StableOrderingFilter(fields=("uuid", "model", "index", "memory_mib"))
@@ -108,7 +108,7 @@ class GPUFilterSet(filters.FilterSet):
         fields = ("node", "uuid", "index")
 
 
-class InventoryScopeFilterSet(filters.FilterSet):
+class InventoryScopeFilterSet(FleetdeckFilterSet):
     provider_kind = filters.MultipleChoiceFilter(field_name="provider__kind", choices=ProviderKind.choices)
     failing = filters.BooleanFilter(method="filter_failing", label="Failing")
     ordering = StableOrderingFilter(

@@ -2,14 +2,15 @@
 
 import django_filters as filters
 
-from core.filters import ModelMultipleKeyFilter, StableOrderingFilter
+from core.filters import FleetdeckFilterSet, IdModelChoiceFilter, ModelMultipleKeyFilter, StableOrderingFilter
 from fleet.choices import ProviderKind
 from fleet.models import Team
 from scheduler.choices import JobState, TargetKind
 from scheduler.models import Dataset, Job, Placement
+from scheduler.selectors import scheduler_scoped
 
 
-class DatasetFilterSet(filters.FilterSet):
+class DatasetFilterSet(FleetdeckFilterSet):
     provider_kind = filters.MultipleChoiceFilter(choices=ProviderKind.choices)
     ordering = StableOrderingFilter(fields=("name", "size_bytes", "created"))
 
@@ -18,7 +19,7 @@ class DatasetFilterSet(filters.FilterSet):
         fields = ("name", "provider_kind", "region", "site")
 
 
-class JobFilterSet(filters.FilterSet):
+class JobFilterSet(FleetdeckFilterSet):
     state = filters.MultipleChoiceFilter(choices=JobState.choices)
     team = ModelMultipleKeyFilter(field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug")
     ordering = StableOrderingFilter(fields=("name", "priority", "created", "state"))
@@ -28,7 +29,16 @@ class JobFilterSet(filters.FilterSet):
         fields = ("state", "team", "project", "gpu_model")
 
 
-class PlacementFilterSet(filters.FilterSet):
+def visible_jobs(request):
+    """The jobs a placement filter may name: those of the requesting user's teams (selectors.scheduler_scoped),
+    so another team's job is refused as one that does not exist."""
+    if request is None:
+        return Job.objects.all()
+    return scheduler_scoped(Job.objects.all(), user=request.user)
+
+
+class PlacementFilterSet(FleetdeckFilterSet):
+    job = IdModelChoiceFilter(queryset=visible_jobs)
     target_kind = filters.MultipleChoiceFilter(choices=TargetKind.choices)
     ordering = StableOrderingFilter(fields=("created", "total_usd"))
 

@@ -54,10 +54,16 @@ class JobForm(forms.ModelForm):
             "allowed_regions",
         )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, scope: list[int] | None = None, **kwargs):
+        """``scope``: the ids of the teams the user may submit for and see (billing.scoping.spend_team_scope);
+        None: every team."""
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.order_by("name")
-        self.fields["project"].queryset = Project.objects.select_related("team").order_by("team__name", "name")
+        teams = Team.objects.order_by("name")
+        projects = Project.objects.select_related("team").order_by("team__name", "name")
+        if scope is not None:
+            teams, projects = teams.filter(pk__in=scope), projects.filter(team_id__in=scope)
+        self.fields["team"].queryset = teams
+        self.fields["project"].queryset = projects
 
     def clean_allowed_regions(self) -> list[str]:
         regions = [r.strip() for r in self.cleaned_data["allowed_regions"].split(",") if r.strip()]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Sum, Value
@@ -44,8 +45,9 @@ NODE_SEEN_WITHIN = timedelta(minutes=15)
 # Without measured power, a GPU is assumed to draw this share of its power limit while it works.
 POWER_LIMIT_SHARE = Decimal("0.7")
 POWER_WINDOW = timedelta(days=1)
-# Node states in which placed (not yet running) jobs are sent back to the queue.
-LOST_NODE_STATES = (NodeState.UNREACHABLE, NodeState.STOPPED, NodeState.TERMINATED)
+# Node states in which placed (not yet running) jobs are sent back to the queue: at once when the inventory says
+# the node is gone, after SCHEDULER_REQUEUE_GRACE_S without a successful poll when its telemetry is unreachable.
+GONE_NODE_STATES = (NodeState.STOPPED, NodeState.TERMINATED)
 PLACE_SKIPPED = "another placement run is in progress"
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -626,17 +628,28 @@ def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Job:
     return job
 
 
+def node_lost_q(*, now: datetime) -> Q:
+    """Placements on nodes whose placed jobs go back to the queue: stopped or terminated nodes, and unreachable
+    ones whose last successful poll is older than SCHEDULER_REQUEUE_GRACE_S (or that were never seen)."""
+    unseen_since = now - timedelta(seconds=settings.SCHEDULER_REQUEUE_GRACE_S)
+    return Q(node__state__in=GONE_NODE_STATES) | (
+        Q(node__state=NodeState.UNREACHABLE) & (Q(node__last_seen__isnull=True) | Q(node__last_seen__lt=unseen_since))
+    )
+
+
 @transaction.atomic
-def jobs_requeue_unreachable() -> list[int]:
+def jobs_requeue_unreachable(*, now: datetime | None = None) -> list[int]:
     """Send placed jobs on nodes that became unreachable (or stopped, or terminated) back to the queue.
 
-    Only jobs that have not started: a running job may still be running on a node whose telemetry is merely
-    unreachable, and automation reports its end. The jobs' rows are locked first (as job_transition locks them)
-    and the state re-checked, so a job that just became running or cancelled is left alone. The old placement
-    goes inactive and its planned egress records are deleted (the data never moved; the next placement plans
-    its own). Returns the re-queued job ids.
+    An unreachable node's jobs move only once its last successful poll is older than SCHEDULER_REQUEUE_GRACE_S,
+    so a short monitoring blip leaves them where they are (node_lost_q). Only jobs that have not started: a
+    running job may still be running on a node whose telemetry is merely unreachable, and automation reports
+    its end. The jobs' rows are locked first (as job_transition locks them) and the state re-checked, so a job
+    that just became running or cancelled is left alone. The old placement goes inactive and its planned egress
+    records are deleted (the data never moved; the next placement plans its own). Returns the re-queued job ids.
     """
-    lost = Placement.objects.filter(active=True, node__state__in=LOST_NODE_STATES).values("job_id")
+    lost_node = node_lost_q(now=now or timezone.now())
+    lost = Placement.objects.filter(lost_node, active=True).values("job_id")
     job_ids = list(
         Job.objects.select_for_update()
         .filter(state=JobState.PLACED, pk__in=lost)
@@ -647,7 +660,7 @@ def jobs_requeue_unreachable() -> list[int]:
         return []
     placements = list(
         Placement.objects.select_for_update(of=("self",))
-        .filter(active=True, job_id__in=job_ids, node__state__in=LOST_NODE_STATES)
+        .filter(lost_node, active=True, job_id__in=job_ids)
         .order_by("pk")
     )
     EgressRecord.objects.filter(placement__in=placements, planned=True).delete()

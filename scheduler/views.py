@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from billing.scoping import spend_team_scope
 from scheduler import selectors, services
 from scheduler.forms import JobForm, WhatIfForm
 from scheduler.models import Job
@@ -17,20 +18,22 @@ def _is_partial(request) -> bool:
     return bool(request.htmx) and not request.htmx.boosted
 
 
-def _queue_context() -> dict:
-    queue = selectors.job_queue()
+def _queue_context(request) -> dict:
+    """The queue of the jobs the user may see (their teams' only, for a viewer limited to teams)."""
+    queue = selectors.job_queue(user=request.user)
     return {"queue": queue, "live": bool(queue.pending or queue.placed or queue.running)}
 
 
 def scheduler(request):
     """The queue (pending with reasons, placed, running), the submit form and the what-if form."""
-    context = _queue_context()
+    context = _queue_context(request)
     if _is_partial(request) and request.htmx.target == "queue":
         response = render(request, "scheduler/htmx/queue.html", context)
         if not context["live"]:
             response.status_code = HTMX_STOP_POLLING
         return response
-    context.update(job_form=JobForm(prefix="job"), what_if_form=WhatIfForm(prefix="whatif"))
+    scope = spend_team_scope(request.user)
+    context.update(job_form=JobForm(prefix="job", scope=scope), what_if_form=WhatIfForm(prefix="whatif", scope=scope))
     return render(request, "scheduler/scheduler.html", context)
 
 
@@ -39,20 +42,22 @@ def job_create(request):
     """Submit a job from the form; placement runs in the background (or with "Place now")."""
     if not request.user.has_perm("scheduler.add_job"):
         raise PermissionDenied
-    form = JobForm(request.POST, prefix="job")
+    scope = spend_team_scope(request.user)
+    form = JobForm(request.POST, prefix="job", scope=scope)
     if form.is_valid():
         job = services.job_submit(data=form.cleaned_data, user=request.user)
         messages.success(request, f"Job {job.name} submitted; it is placed within a minute.")
         return redirect("scheduler-job", pk=job.pk)
-    context = _queue_context()
-    context.update(job_form=form, what_if_form=WhatIfForm(prefix="whatif"))
+    context = _queue_context(request)
+    context.update(job_form=form, what_if_form=WhatIfForm(prefix="whatif", scope=scope))
     return render(request, "scheduler/scheduler.html", context, status=400)
 
 
 @require_POST
 def what_if(request):
     """Price a job on every feasible target without saving it; HTMX gets only the result table."""
-    form = WhatIfForm(request.POST, prefix="whatif")
+    scope = spend_team_scope(request.user)
+    form = WhatIfForm(request.POST, prefix="whatif", scope=scope)
     candidates = None
     if form.is_valid():
         try:
@@ -65,17 +70,17 @@ def what_if(request):
     if _is_partial(request):
         # htmx swaps only 2xx answers by default; the form errors come back as a 200 partial.
         return render(request, "scheduler/htmx/what_if.html", {"what_if_form": form, "candidates": candidates})
-    context = _queue_context()
-    context.update(job_form=JobForm(prefix="job"), what_if_form=form, candidates=candidates)
+    context = _queue_context(request)
+    context.update(job_form=JobForm(prefix="job", scope=scope), what_if_form=form, candidates=candidates)
     return render(request, "scheduler/scheduler.html", context, status=status)
 
 
 @require_POST
 def place_now(request):
-    """Place every pending job now (operators)."""
+    """Place every pending job now (operators); the message counts only the jobs the user may see."""
     if not request.user.has_perm("scheduler.change_job"):
         raise PermissionDenied
-    report = services.jobs_place()
+    report = selectors.place_report_scoped(services.jobs_place(), user=request.user)
     if report.skipped:
         messages.warning(request, f"Nothing was placed: {report.skipped}; it places the pending jobs.")
     else:
@@ -84,9 +89,10 @@ def place_now(request):
 
 
 def job_detail(request, pk: int):
-    """One job: its request, its placement's cost breakdown per dataset, and the alternatives that lost."""
+    """One job: its request, its placement's cost breakdown per dataset, and the alternatives that lost; 404 for
+    a job of a team the user may not see."""
     try:
-        job = selectors.job_detail(pk=pk)
+        job = selectors.job_detail(pk=pk, user=request.user)
     except Job.DoesNotExist as exc:
         raise Http404("No such job.") from exc
     placements = list(job.placements.all())

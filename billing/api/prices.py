@@ -15,7 +15,7 @@ from billing.models import Discount, EgressRate, InstancePrice, OnPremCostModel
 from billing.rates import PriceBook
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
-from core.filters import StableOrderingFilter
+from core.filters import FleetdeckFilterSet, StableOrderingFilter
 from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
 
@@ -23,7 +23,7 @@ CLOUD_KIND_CHOICES = [c for c in ProviderKind.choices if c[0] != ProviderKind.ON
 
 
 # --- filter sets --------------------------------------------------------------------------------------------
-class InstancePriceFilterSet(filters.FilterSet):
+class InstancePriceFilterSet(FleetdeckFilterSet):
     """Prices by provider kind, region, type, GPU model and source; ``at`` keeps the rows in force on a day."""
 
     provider_kind = filters.MultipleChoiceFilter(choices=CLOUD_KIND_CHOICES)
@@ -52,7 +52,7 @@ class InstancePriceFilterSet(filters.FilterSet):
         return queryset.filter(pk__in=PriceBook.load(day=value).in_force_ids())
 
 
-class DiscountFilterSet(filters.FilterSet):
+class DiscountFilterSet(FleetdeckFilterSet):
     applies_to = filters.MultipleChoiceFilter(choices=PurchaseOption.choices)
     provider_name = filters.CharFilter(field_name="provider__name")
     ordering = StableOrderingFilter(fields=(("provider__name", "provider"), "percent", "effective_from"))
@@ -62,7 +62,7 @@ class DiscountFilterSet(filters.FilterSet):
         fields = ("provider", "effective_from")
 
 
-class OnPremCostModelFilterSet(filters.FilterSet):
+class OnPremCostModelFilterSet(FleetdeckFilterSet):
     site_name = filters.CharFilter(field_name="site__name")
     ordering = StableOrderingFilter(
         fields=(("site__name", "site"), ("node__name", "node"), "gpu_model", "effective_from")
@@ -73,7 +73,7 @@ class OnPremCostModelFilterSet(filters.FilterSet):
         fields = ("site", "node", "gpu_model", "effective_from")
 
 
-class EgressRateFilterSet(filters.FilterSet):
+class EgressRateFilterSet(FleetdeckFilterSet):
     provider_kind = filters.MultipleChoiceFilter(choices=ProviderKind.choices)
     location_class = filters.MultipleChoiceFilter(choices=LocationClass.choices)
     ordering = StableOrderingFilter(

@@ -37,7 +37,8 @@ class ReportSubscriptionSerializer(ValidatedModelSerializer):
 
 
 class ReportDeliverySerializer(serializers.ModelSerializer):
-    """One report of one subscription for one period (end exclusive): pending, sent or failed (retried)."""
+    """One report of one subscription for one period (end exclusive): pending, sending, sent or failed (retried);
+    ``resent``: sent again after a send that may have reached the mail server (same Message-ID)."""
 
     class Meta:
         model = ReportDelivery
@@ -53,6 +54,8 @@ class ReportDeliverySerializer(serializers.ModelSerializer):
             "total_usd",
             "created",
             "sent_at",
+            "message_id",
+            "resent",
         )
         read_only_fields = fields
 

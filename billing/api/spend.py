@@ -4,9 +4,9 @@ scope (billing.scoping)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import timedelta
+from decimal import Decimal
 
 import django_filters as filters
 from django.db.models import Q
@@ -22,9 +22,11 @@ from billing import selectors
 from billing.choices import BudgetAlertKind, EgressCause
 from billing.models import Budget, BudgetAlert, EgressRecord, LedgerDay, LedgerEntry
 from billing.scoping import spend_team_scope, teams_in_scope
+from core.api.fields import IdField
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
-from core.filters import StableOrderingFilter
+from core.csv import SafeWriter
+from core.filters import FleetdeckFilterSet, StableOrderingFilter
 from fleet.choices import ProviderKind
 from fleet.models import Provider
 
@@ -41,9 +43,7 @@ class PeriodSerializer(serializers.Serializer):
 
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
-    team = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_PK), required=False, max_length=100
-    )
+    team = serializers.ListField(child=IdField(max_value=MAX_PK), required=False, max_length=100)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -157,7 +157,8 @@ class ReconciliationRowSerializer(serializers.Serializer):
 
 # --- CSV ---------------------------------------------------------------------------------------------------
 class SpendCSVRenderer(BaseRenderer):
-    """A summary as CSV: a header row, one row per group, and a TOTAL row."""
+    """A summary as CSV: a header row, one row per group, and a TOTAL row. Keys and labels that start like a
+    spreadsheet formula are neutralised (core.csv); the figures are written as numbers, negative ones too."""
 
     media_type = "text/csv"
     format = "csv"
@@ -166,14 +167,19 @@ class SpendCSVRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = SafeWriter(out)
         writer.writerow(self.COLUMNS)
         for row in data.get("rows", []):
-            writer.writerow([row.get(c) if row.get(c) is not None else "" for c in self.COLUMNS])
+            writer.writerow([row.get("key"), row.get("label"), *self._figures(row)])  # None: an empty cell
         totals = data.get("totals")
         if totals:
-            writer.writerow(["", "TOTAL", *(totals[c] for c in selectors.SUMMED_FIELDS)])
+            writer.writerow(["", "TOTAL", *self._figures(totals)])
         return out.getvalue().encode(self.charset)
+
+    @staticmethod
+    def _figures(row: dict) -> list[Decimal]:
+        """The summed figures of a serialized row (decimal strings) as numbers, which csv_safe leaves as they are."""
+        return [Decimal(row[c]) for c in selectors.SUMMED_FIELDS]
 
 
 class SpendSummaryView(APIView):
@@ -236,7 +242,7 @@ class EgressSummaryView(APIView):
 
 
 class ReconciliationParamsSerializer(PeriodSerializer):
-    provider = serializers.IntegerField(min_value=1, max_value=MAX_PK)
+    provider = IdField(max_value=MAX_PK)
 
     def validate_provider(self, value):
         provider = Provider.objects.filter(pk=value).first()
@@ -273,7 +279,7 @@ class ReconciliationView(APIView):
 
 
 # --- model endpoints ---------------------------------------------------------------------------------------
-class PeriodFilterSet(filters.FilterSet):
+class PeriodFilterSet(FleetdeckFilterSet):
     """``from``/``to`` (UTC days, inclusive) on the model's time field, named by ``time_field``."""
 
     time_field = "occurred_at"
@@ -309,7 +315,7 @@ class LedgerEntryFilterSet(PeriodFilterSet):
         fields = ("node", "team", "project", "site", "provider", "lifecycle")
 
 
-class BudgetFilterSet(filters.FilterSet):
+class BudgetFilterSet(FleetdeckFilterSet):
     ordering = StableOrderingFilter(fields=("monthly_usd", "created"))
 
     class Meta:
@@ -317,7 +323,7 @@ class BudgetFilterSet(filters.FilterSet):
         fields = ("team", "project")
 
 
-class BudgetAlertFilterSet(filters.FilterSet):
+class BudgetAlertFilterSet(FleetdeckFilterSet):
     kind = filters.MultipleChoiceFilter(choices=BudgetAlertKind.choices)
     ordering = StableOrderingFilter(fields=("month", "created", "sent_at"))
 

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.choices import BudgetAlertKind, DeliveryStatus, ReportPeriod
+from core.validators import validate_one_line
 
 
 def default_thresholds() -> list[int]:
@@ -88,7 +89,7 @@ class BudgetAlert(models.Model):
 class ReportSubscription(models.Model):
     """Who gets the cost report, how often, and for what: the whole fleet or one team."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_one_line])
     recipients = ArrayField(models.EmailField(), help_text="Comma-separated e-mail addresses.")
     period = models.CharField(max_length=16, choices=ReportPeriod.choices, default=ReportPeriod.WEEKLY)
     team = models.ForeignKey(
@@ -130,6 +131,15 @@ class ReportDelivery(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When the last send was tried.")
+    message_id = models.CharField(
+        max_length=255, blank=True, editable=False, help_text="Saved before the first send; every send reuses it."
+    )
+    resent = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Sent again after a send that may have reached the mail server: a possible duplicate, "
+        "with the same Message-ID.",
+    )
 
     class Meta:
         ordering = ("-created", "-pk")

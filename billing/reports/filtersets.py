@@ -4,10 +4,10 @@ import django_filters as filters
 
 from billing.choices import DeliveryStatus, ReportPeriod
 from billing.models import ReportDelivery, ReportSubscription
-from core.filters import StableOrderingFilter
+from core.filters import FleetdeckFilterSet, StableOrderingFilter
 
 
-class ReportSubscriptionFilterSet(filters.FilterSet):
+class ReportSubscriptionFilterSet(FleetdeckFilterSet):
     period = filters.MultipleChoiceFilter(choices=ReportPeriod.choices)
     ordering = StableOrderingFilter(fields=("name", "period", "created"))
 
@@ -16,7 +16,7 @@ class ReportSubscriptionFilterSet(filters.FilterSet):
         fields = ("team", "enabled")
 
 
-class ReportDeliveryFilterSet(filters.FilterSet):
+class ReportDeliveryFilterSet(FleetdeckFilterSet):
     status = filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
     ordering = StableOrderingFilter(fields=("created", "period_start", "sent_at", "status"))
 

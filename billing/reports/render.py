@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import io
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +12,8 @@ from django.template.loader import render_to_string
 from billing.money import usd_cents
 from billing.reports.chart import spend_chart_png
 from billing.reports.data import ReportData
+from core.csv import SafeDictWriter
+from core.validators import one_line
 
 CHART_CID = "spend-chart@fleetdeck"
 MILLI = Decimal("0.001")
@@ -64,9 +65,10 @@ def _spend_row(section: str, row: dict) -> dict:
 
 
 def report_csv(data: ReportData) -> bytes:
-    """The report as CSV in long format: one row per (section, key); the ``total`` row is the report total."""
+    """The report as CSV in long format: one row per (section, key); the ``total`` row is the report total.
+    Names that start like a spreadsheet formula are neutralised (core.csv); amounts stay numbers."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\r\n")
+    writer = SafeDictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\r\n")
     writer.writeheader()
     writer.writerow(
         _spend_row("total", {"key": "total", "label": data.scope_label, **data.totals.as_dict()})
@@ -113,9 +115,16 @@ def report_csv(data: ReportData) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _unmarked(rendered: str) -> str:
+    """Template output as a plain ``str``. ``render_to_string`` marks its result safe, but an email part is data
+    to any page that shows it (the preview): unmarked, that page's autoescaping escapes it."""
+    return str.__str__(rendered)
+
+
 def report_subject(data: ReportData) -> str:
-    """The email subject: scope, period and total."""
-    return f"Fleetdeck cost report: {data.scope_label}, {data.period_label}: ${usd_cents(data.total_usd):,}"
+    """The email subject: scope, period and total, on one line even if a name stored before names were validated
+    holds a line break (a header must not: BadHeaderError, or an injected header)."""
+    return one_line(f"Fleetdeck cost report: {data.scope_label}, {data.period_label}: ${usd_cents(data.total_usd):,}")
 
 
 def report_render(data: ReportData, *, embed_chart: bool = False) -> RenderedReport:
@@ -133,8 +142,8 @@ def report_render(data: ReportData, *, embed_chart: bool = False) -> RenderedRep
     }
     return RenderedReport(
         subject=report_subject(data),
-        html=render_to_string("billing/email/report.html", context),
-        text=render_to_string("billing/email/report.txt", context),
+        html=_unmarked(render_to_string("billing/email/report.html", context)),
+        text=_unmarked(render_to_string("billing/email/report.txt", context)),
         csv_bytes=report_csv(data),
         chart_png=chart_png,
         total_usd=usd_cents(data.total_usd),

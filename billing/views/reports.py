@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -83,6 +84,7 @@ def report_delete(request, pk: int):
 
 
 @permission_required("billing.view_reportsubscription", raise_exception=True)
+@csp_update({"style-src": ["'unsafe-inline'"]})  # the e-mail's HTML, shown in a srcdoc iframe, styles inline
 def report_preview(request, pk: int):
     """The report as it would be emailed, for the last complete period or the current one so far."""
     subscription = get_object_or_404(_subscriptions(request).select_related("team"), pk=pk)

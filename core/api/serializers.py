@@ -1,13 +1,18 @@
-"""Base serializer: model-level rules (``Model.clean``) apply to API writes as they do to forms."""
+"""Base serializer: model-level rules (``Model.clean``) apply to API writes as they do to forms; ids are strict."""
 
 import copy
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.api.fields import StrictPrimaryKeyRelatedField
+
 
 class ValidatedModelSerializer(serializers.ModelSerializer):
-    """A ModelSerializer that runs the model's ``clean()`` on the would-be instance before saving."""
+    """A ModelSerializer that runs the model's ``clean()`` on the would-be instance before saving; its relations
+    take ids in ASCII digits only (core.api.fields.StrictPrimaryKeyRelatedField)."""
+
+    serializer_related_field = StrictPrimaryKeyRelatedField
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

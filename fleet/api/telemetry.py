@@ -25,7 +25,7 @@ class SeriesQuerySerializer(serializers.Serializer):
         try:
             return series_window(start=data.get("start"), end=data.get("end"), step_s=data.get("step"))
         except SeriesRangeError as exc:
-            raise ValidationError({"step" if "step" in str(exc) else "start": [str(exc)]}) from None
+            raise ValidationError({exc.field: [str(exc)]}) from None
 
 
 class PointSerializer(serializers.Serializer):
@@ -64,12 +64,17 @@ class PollReportSerializer(serializers.Serializer):
     nodes_polled = serializers.IntegerField()
     nodes_ok = serializers.IntegerField()
     samples_added = serializers.IntegerField()
+    samples_rejected = serializers.IntegerField(help_text="Readings skipped: values out of range, or over the cap.")
     gpus_seen = serializers.IntegerField()
     gpus_created = serializers.IntegerField()
     malformed_lines = serializers.IntegerField()
     health_events = serializers.IntegerField()
     marked_unreachable = serializers.ListField(child=serializers.IntegerField())
+    nodes_skipped = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Nodes the poll's deadline left unfetched."
+    )
     errors = serializers.DictField(child=serializers.CharField())
+    warnings = serializers.DictField(child=serializers.CharField(), help_text="Notes on nodes that answered.")
 
 
 SERIES_PARAMETERS = [

@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator, RegexValidator, URLValidat
 from django.db import models
 from django.db.models import Q
 
+from core.validators import validate_one_line
 from fleet.choices import CLOUD_LIFECYCLES, Continent, NodeLifecycle, NodeSource, NodeState, ProviderKind
 from fleet.validators import (
     AWS_ACCOUNT_RE,
@@ -18,6 +19,7 @@ from fleet.validators import (
     validate_credential_ref,
     validate_gpu_uuid,
     validate_labels,
+    validate_telemetry_url,
     validate_token_ref,
 )
 
@@ -59,7 +61,7 @@ class Provider(models.Model):
         max_length=1024,
         blank=True,
         validators=[validate_token_ref],
-        help_text="The bearer token of those agents: 'env:VAR' or 'file:/path'.",
+        help_text="The bearer token of those agents: 'env:FLEETDECK_VAR' or 'file:/path' inside FLEETDECK_SECRETS_DIR.",
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -168,7 +170,7 @@ class Site(models.Model):
 class Team(models.Model):
     """A group of people that owns nodes and pays for them."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_one_line])
     slug = models.SlugField(max_length=64, unique=True)
     members = models.ManyToManyField(
         "auth.User",
@@ -188,7 +190,7 @@ class Project(models.Model):
     """A team's piece of work that spend is attributed to."""
 
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="projects")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_one_line])
     slug = models.SlugField(max_length=64)
 
     class Meta:
@@ -205,7 +207,7 @@ class Node(models.Model):
     """A machine with GPUs: a cloud instance or an on-prem server, in exactly one site."""
 
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="nodes")
-    name = models.CharField(max_length=128)
+    name = models.CharField(max_length=128, validators=[validate_one_line])
     external_id = models.CharField(max_length=128, blank=True, help_text="Cloud instance id; empty on-prem.")
     instance_type = models.CharField(max_length=64, blank=True, help_text="e.g. p5.48xlarge, a2-highgpu-1g.")
     lifecycle = models.CharField(max_length=16, choices=NodeLifecycle.choices)
@@ -214,13 +216,17 @@ class Node(models.Model):
     project = models.ForeignKey(Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="nodes")
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     telemetry_url = models.URLField(
-        max_length=500, blank=True, help_text="The node's /metrics endpoint (fleet agent or dcgm-exporter)."
+        max_length=500,
+        blank=True,
+        validators=[validate_telemetry_url],
+        help_text="The node's http(s) /metrics endpoint (fleet agent or dcgm-exporter).",
     )
     token_ref = models.CharField(
         max_length=1024,
         blank=True,
         validators=[validate_token_ref],
-        help_text="Where the endpoint's bearer token is kept: 'env:VAR' or 'file:/path'. Never the token.",
+        help_text="Where the endpoint's bearer token is kept: 'env:FLEETDECK_VAR' or 'file:/path' inside "
+        "FLEETDECK_SECRETS_DIR. Never the token.",
     )
     source = models.CharField(
         max_length=16,

@@ -19,10 +19,18 @@ MAX_POINTS = 5000
 # Steps offered when a caller gives none: about 300 points per range.
 NICE_STEPS_S = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # date_bin buckets align to it, so steps land on round times
+# Times a range may name: no telemetry predates ORIGIN, and an end a day ahead of now covers clock skew; outside
+# these, ``end - 24 h`` or the SQL's dates would overflow (year 1, year 9999).
+EARLIEST = ORIGIN
+FUTURE_SLACK = timedelta(days=1)
 
 
 class SeriesRangeError(ValueError):
-    """A requested range or step that cannot be served."""
+    """A requested range or step that cannot be served; ``field`` names the parameter at fault."""
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -39,17 +47,25 @@ def series_window(
 ) -> Window:
     """Fill defaults (the last 24 h, about 300 points) and check the range; raises SeriesRangeError."""
     now = now or timezone.now()
+    latest = now + FUTURE_SLACK
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not EARLIEST <= value <= latest:
+            raise SeriesRangeError(
+                f"{name} must be between {EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%d %H:%M} UTC", field=name
+            )
     end = end or now
     start = start or end - timedelta(hours=24)
     if start >= end:
-        raise SeriesRangeError("start must be before end")
+        raise SeriesRangeError("start must be before end", field="start")
     span_s = (end - start).total_seconds()
     if step_s is None:
         step_s = next((s for s in NICE_STEPS_S if span_s / s <= 300), NICE_STEPS_S[-1])
     if step_s < MIN_STEP_S:
-        raise SeriesRangeError(f"step must be at least {MIN_STEP_S} s (the poll interval)")
+        raise SeriesRangeError(f"step must be at least {MIN_STEP_S} s (the poll interval)", field="step")
     if span_s / step_s > MAX_POINTS:
-        raise SeriesRangeError(f"at most {MAX_POINTS} points: use a step of at least {int(span_s // MAX_POINTS) + 1} s")
+        raise SeriesRangeError(
+            f"at most {MAX_POINTS} points: use a step of at least {int(span_s // MAX_POINTS) + 1} s", field="step"
+        )
     return Window(start, end, step_s)
 
 

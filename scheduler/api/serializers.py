@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.fields import StrictPrimaryKeyRelatedField
 from core.api.serializers import ValidatedModelSerializer
 from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
@@ -95,7 +96,7 @@ class JobSerializer(ValidatedModelSerializer):
         validators=[gpu_model_validate],
         help_text="Catalogue key (H100, A100-80GB…); empty: any.",
     )
-    datasets = serializers.PrimaryKeyRelatedField(many=True, queryset=Dataset.objects.all(), required=False)
+    datasets = StrictPrimaryKeyRelatedField(many=True, queryset=Dataset.objects.all(), required=False)
     allowed_providers = ProviderKindListField(required=False, help_text="Empty: any provider.")
     active_placement = serializers.SerializerMethodField()
 
@@ -148,6 +149,9 @@ class JobSerializer(ValidatedModelSerializer):
         )
         if current is not None and "team" in attrs and attrs["team"] != current.team:
             errors["team"] = "A job's team cannot change; submit a new job."
+        scope = self.context.get("scope")  # the caller's teams (billing.scoping); None: every team
+        if scope is not None and attrs.get("team") is not None and attrs["team"].pk not in scope:
+            errors["team"] = "Choose one of your own teams."
         if errors:
             raise serializers.ValidationError(errors)
         return super().validate(attrs)

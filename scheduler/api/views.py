@@ -7,6 +7,7 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from billing.api.spend import TeamScopedMixin
 from billing.models import EgressRecord
 from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
@@ -34,7 +35,10 @@ class DatasetViewSet(FleetdeckModelViewSet):
     filterset_class = filtersets.DatasetFilterSet
 
 
-class JobViewSet(FleetdeckModelViewSet):
+class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
+    """Jobs of the caller's teams (every team for operators, admins and a viewer of no team); another team's job
+    answers 404, and a job is submitted or priced only for one of the caller's teams."""
+
     queryset = selectors.job_list().prefetch_related(
         "datasets",
         Prefetch("placements", queryset=Placement.objects.filter(active=True).only("pk", "job_id", "active")),
@@ -70,7 +74,7 @@ class JobViewSet(FleetdeckModelViewSet):
     def place(self, request):
         """Place every pending job now and return what was placed and why the rest was not; 409 while another
         placement run is in progress (it places the pending jobs)."""
-        report = services.jobs_place()
+        report = selectors.place_report_scoped(services.jobs_place(), user=request.user)
         if report.skipped:
             raise Conflict(f"Nothing was placed: {report.skipped}; try again shortly.")
         return Response(serializers.PlaceReportSerializer(report.as_dict()).data)
@@ -79,7 +83,7 @@ class JobViewSet(FleetdeckModelViewSet):
     @action(detail=False, methods=["post"], url_path="what-if", permission_classes=[ViewPermissions])
     def what_if(self, request):
         """Price a job on every feasible target, ranked by total $, without saving anything."""
-        serializer = serializers.WhatIfSerializer(data=request.data)
+        serializer = serializers.WhatIfSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         candidates, datasets = services.job_what_if(data=serializer.validated_data)
         rows = [services.candidate_dict(c, datasets=datasets) for c in candidates]
@@ -99,7 +103,10 @@ class JobViewSet(FleetdeckModelViewSet):
         return Response(serializers.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
 
 
-class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
+class PlacementViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Placements (with their costs and alternatives) of the caller's teams' jobs."""
+
+    team_field = "job__team_id"
     queryset = selectors.placement_list()
     serializer_class = serializers.PlacementSerializer
     filterset_class = filtersets.PlacementFilterSet

@@ -7,6 +7,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from core.validators import validate_one_line
 from fleet.choices import ProviderKind
 from scheduler.choices import JobState, LaunchStatus, TargetKind
 
@@ -16,7 +17,7 @@ money = {"max_digits": 16, "decimal_places": 6}
 class Dataset(models.Model):
     """Input data with a location: a cloud bucket (its region) or an on-prem site, and a size."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_one_line])
     uri = models.CharField(max_length=500, blank=True, help_text="s3://bucket/prefix or gs://bucket/prefix.")
     provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
     region = models.CharField(max_length=64, blank=True, help_text="The bucket's region (cloud datasets).")
@@ -41,7 +42,7 @@ class Dataset(models.Model):
 class Job(models.Model):
     """Work that needs GPUs for a while, with its data and its constraints."""
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_one_line])
     team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, related_name="jobs")
     project = models.ForeignKey("fleet.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="jobs")
     gpu_count = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])

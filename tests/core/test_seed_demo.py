@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.test import RequestFactory
 
 from fleet.catalog import GPU_SPECS
 from fleet.models import GPU, Node, Provider
@@ -52,7 +53,8 @@ def test_seed_twice_refuses_or_skips():
 def test_seed_creates_a_working_admin_login():
     output = seed("--nodes", "10", "--user", "demo", "--password", "fleetdeck-demo")
     assert "Login: demo" in output
-    user = authenticate(username="demo", password="fleetdeck-demo")
+    # As the login page calls it: with the request (django-axes counts failures per request's address).
+    user = authenticate(RequestFactory().post("/login/"), username="demo", password="fleetdeck-demo")
     assert user is not None and user.is_staff and user.groups.filter(name="admin").exists()
 
 

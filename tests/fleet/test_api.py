@@ -154,6 +154,9 @@ class TestNodeAPI(APIResourceTests):
         ({"labels": {"team": "a\x00b"}}, "labels"),
         ({"name": "nul\x00name"}, "name"),
         ({"token_ref": "s3cr3t-bearer-token-value"}, "token_ref"),
+        ({"token_ref": "env:AWS_SECRET_ACCESS_KEY"}, "token_ref"),
+        ({"token_ref": "file:/etc/passwd"}, "token_ref"),
+        ({"telemetry_url": "ftp://10.0.0.5/metrics"}, "telemetry_url"),
         ({"telemetry_url": "not a url"}, "telemetry_url"),
         ({"site": None}, "site"),
         ({"launched_at": "yesterday"}, "launched_at"),
@@ -173,7 +176,7 @@ class TestNodeAPI(APIResourceTests):
             "lifecycle": "spot",
             "labels": {"env": "prod"},
             "telemetry_url": "http://10.0.0.5:9400/metrics",
-            "token_ref": "env:NODE_TOKEN",
+            "token_ref": "env:FLEETDECK_NODE_TOKEN",
         }
 
     def update_payload(self, instance):

@@ -26,7 +26,7 @@ def simulator(monkeypatch):
     sim = FleetSimulator(token=TOKEN, seed=4, faults=False)
     server = make_server(sim, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("E2E_AGENT_TOKEN", TOKEN)
+    monkeypatch.setenv("FLEETDECK_E2E_AGENT_TOKEN", TOKEN)
     sim.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     yield sim
     server.shutdown()
@@ -40,7 +40,7 @@ def test_sync_and_poll_cover_aws_gcp_and_onprem(aws, gce, simulator, monkeypatch
         credential_ref="",
         regions=["us-east-1", "us-west-2"],
         agent_url_template=template,
-        agent_token_ref="env:E2E_AGENT_TOKEN",
+        agent_token_ref="env:FLEETDECK_E2E_AGENT_TOKEN",
     )
     gcp_provider = ProviderFactory(
         name="gcp-ml",
@@ -48,7 +48,7 @@ def test_sync_and_poll_cover_aws_gcp_and_onprem(aws, gce, simulator, monkeypatch
         account_id="fleetdeck-ml",
         credential_ref="",
         agent_url_template=template,
-        agent_token_ref="env:E2E_AGENT_TOKEN",
+        agent_token_ref="env:FLEETDECK_E2E_AGENT_TOKEN",
     )
     aws.launch("us-east-1", "p4d.24xlarge", tags={"Name": "trainer"})
     aws.launch("us-east-1", "g5.xlarge", tags={"Name": "embedder"})
@@ -59,7 +59,7 @@ def test_sync_and_poll_cover_aws_gcp_and_onprem(aws, gce, simulator, monkeypatch
         lifecycle="owned",
         external_id="",
         telemetry_url=f"{simulator.base_url}/nodes/dgx-1/metrics",
-        token_ref="env:E2E_AGENT_TOKEN",
+        token_ref="env:FLEETDECK_E2E_AGENT_TOKEN",
     )
     for index in range(8):
         GPUFactory(node=dgx, index=index, uuid=f"GPU-e2e00000-0000-0000-0000-00000000000{index}")

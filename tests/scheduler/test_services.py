@@ -186,6 +186,17 @@ def test_cancelling_a_placed_job_drops_its_planned_egress(scenario):
     assert not EgressRecord.objects.filter(placement__job=job).exists()
 
 
+def node_unreachable(node, *, last_seen_s_ago: float) -> None:
+    """Mark ``node`` unreachable, as the poller does, with its last successful poll ``last_seen_s_ago`` ago."""
+    type(node).objects.filter(pk=node.pk).update(
+        state=NodeState.UNREACHABLE, last_seen=timezone.now() - timedelta(seconds=last_seen_s_ago)
+    )
+
+
+# Unreachable for longer than the grace period (the default: SCHEDULER_REQUEUE_GRACE_S = 300).
+LONG_OUTAGE_S = 301
+
+
 def test_unreachable_node_requeues_its_placed_jobs(scenario):
     job = scenario.job()
     running = scenario.job(name="running", gpu_count=0 + 8)
@@ -194,8 +205,7 @@ def test_unreachable_node_requeues_its_placed_jobs(scenario):
     # The other job went to the cloud; make it look like it runs on the node too, to show running jobs stay.
     Job.objects.filter(pk=running.pk).update(state=JobState.RUNNING)
     Placement.objects.filter(job=running).update(node=scenario.node)
-    Node = type(scenario.node)
-    Node.objects.filter(pk=scenario.node.pk).update(state=NodeState.UNREACHABLE)
+    node_unreachable(scenario.node, last_seen_s_ago=LONG_OUTAGE_S)
 
     assert jobs_requeue_unreachable() == [job.pk]
     job.refresh_from_db()
@@ -209,6 +219,50 @@ def test_unreachable_node_requeues_its_placed_jobs(scenario):
     jobs_place()
     replaced = Placement.objects.get(job=job, active=True)
     assert replaced.target_kind == TargetKind.OFFER and replaced.region == "us-east-1"
+
+
+def test_a_monitoring_blip_shorter_than_the_grace_keeps_the_placement(scenario):
+    """Nodes unreachable for ~75 s (a monitoring blip): their placed jobs stay placed, and stay when it ends."""
+    job = scenario.job()
+    jobs_place()
+    placement = Placement.objects.get(job=job, active=True)
+    node_unreachable(scenario.node, last_seen_s_ago=75)
+
+    assert jobs_requeue_unreachable() == []
+    job.refresh_from_db()
+    assert job.state == JobState.PLACED and Placement.objects.get(job=job, active=True) == placement
+    assert EgressRecord.objects.filter(placement=placement, planned=True).exists()
+    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=NodeState.RUNNING, last_seen=timezone.now())
+    jobs_place()
+    assert list(Placement.objects.filter(job=job).values_list("pk", flat=True)) == [placement.pk]
+
+
+def test_requeue_moves_a_placement_once_the_node_is_unreachable_past_the_grace(scenario, settings):
+    settings.SCHEDULER_REQUEUE_GRACE_S = 120
+    job = scenario.job()
+    jobs_place()
+    node_unreachable(scenario.node, last_seen_s_ago=110)
+    assert jobs_requeue_unreachable() == []
+    # The same outage 15 s later: the last successful poll is now more than the grace ago.
+    assert jobs_requeue_unreachable(now=timezone.now() + timedelta(seconds=15)) == [job.pk]
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING and not Placement.objects.filter(job=job, active=True).exists()
+
+
+def test_an_unreachable_node_never_seen_is_past_the_grace(scenario):
+    job = scenario.job(allowed_providers=["onprem"])
+    jobs_place()
+    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=NodeState.UNREACHABLE, last_seen=None)
+    assert jobs_requeue_unreachable() == [job.pk]
+
+
+@pytest.mark.parametrize("state", [NodeState.STOPPED, NodeState.TERMINATED])
+def test_a_stopped_or_terminated_node_requeues_at_once(scenario, state):
+    """The grace is for telemetry blips only: the inventory says a stopped or terminated node is gone."""
+    job = scenario.job(allowed_providers=["onprem"])
+    jobs_place()
+    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=state, last_seen=timezone.now())
+    assert jobs_requeue_unreachable() == [job.pk]
 
 
 def test_stale_nodes_and_lost_gpus_are_not_offered(scenario):
@@ -355,7 +409,7 @@ def test_requeue_leaves_a_job_that_started_meanwhile_running(scenario):
 
     job = scenario.job(allowed_providers=["onprem"])
     jobs_place()
-    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=NodeState.UNREACHABLE)
+    node_unreachable(scenario.node, last_seen_s_ago=LONG_OUTAGE_S)
     result, errors = [], []
 
     def requeue():
@@ -431,7 +485,7 @@ def test_tasks_call_the_services(scenario):
 
     job = scenario.job()
     assert tasks.jobs_place.apply().get()["placed"] == [job.pk]
-    type(scenario.node).objects.filter(pk=scenario.node.pk).update(state=NodeState.UNREACHABLE)
+    node_unreachable(scenario.node, last_seen_s_ago=LONG_OUTAGE_S)
     assert tasks.jobs_requeue_unreachable.apply().get() == [job.pk]
     assert tasks.jobs_place.name == "scheduler.tasks.jobs_place"
 

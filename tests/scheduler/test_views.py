@@ -191,12 +191,12 @@ def test_what_if_without_egress_rates_says_so(login, scenario):
     assert "Cannot price moving these datasets" in response.content.decode()
 
 
-def test_queue_counts_every_pending_job_beyond_the_rows_shown(login, scenario, monkeypatch):
+def test_queue_counts_every_pending_job_beyond_the_rows_shown(login, scenario, monkeypatch, make_user):
     from scheduler import selectors
 
     for i in range(3):
         scenario.job(name=f"p{i}", gpu_model="B200")
-    queue = selectors.job_queue(limit=2)
+    queue = selectors.job_queue(user=make_user("viewer"), limit=2)
     assert len(queue.pending) == 2 and queue.pending_count == 3
     monkeypatch.setattr(selectors.job_queue, "__kwdefaults__", {"limit": 2})
     body = login("viewer").get(reverse("scheduler")).content.decode()

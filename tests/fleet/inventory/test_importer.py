@@ -17,9 +17,16 @@ from tests.factories import GPUFactory, NodeFactory, OnPremSiteFactory, ProjectF
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _secrets_dir(settings):
+    """The folder the token files of these examples lie in."""
+    settings.FLEETDECK_SECRETS_DIR = "/etc/fd"
+
+
 HEADER = "site,name,instance_type,telemetry_url,token_ref,team,project,labels,gpu_model,gpu_count"
 GOOD_CSV = f"""{HEADER}
-dc-ams1,dgx-01,dgx-h100,http://10.0.0.11:9400/metrics,env:DCGM_TOKEN,research,llm,rack=a12;row=4,H100,8
+dc-ams1,dgx-01,dgx-h100,http://10.0.0.11:9400/metrics,env:FLEETDECK_DCGM_TOKEN,research,llm,rack=a12;row=4,H100,8
 dc-ams1,dgx-02,dgx-h100,http://10.0.0.12:9400/metrics,file:/etc/fd/token,research,,rack=a12,NVIDIA H100 80GB HBM3,8
 dc-ams1,t4-01,,,,,,,T4,2
 """
@@ -29,7 +36,7 @@ nodes:
     name: l40s-01
     instance_type: l40s-4x
     telemetry_url: http://10.0.1.21:9400/metrics
-    token_ref: env:DCGM_TOKEN
+    token_ref: env:FLEETDECK_DCGM_TOKEN
     team: research
     project: llm
     labels: {rack: b03, cooling: liquid}
@@ -69,7 +76,7 @@ def test_good_csv_creates_nodes_with_gpus(site):
     assert (dgx.team.slug, dgx.project.slug, dgx.labels) == ("research", "llm", {"rack": "a12", "row": "4"})
     assert (dgx.telemetry_url, dgx.token_ref, dgx.state) == (
         "http://10.0.0.11:9400/metrics",
-        "env:DCGM_TOKEN",
+        "env:FLEETDECK_DCGM_TOKEN",
         NodeState.RUNNING,
     )
     h100 = GPU_SPECS["H100"]
@@ -243,7 +250,8 @@ def test_import_query_count_does_not_grow_with_rows(site, django_assert_max_num_
     assert GPU.objects.count() == 400
 
 
-def test_the_examples_in_the_docs_import(site):
+def test_the_examples_in_the_docs_import(site, settings):
+    settings.FLEETDECK_SECRETS_DIR = "/etc/fleetdeck/agent-tokens"  # as docs/agent.md sets it up
     TeamFactory(slug="inference")
     docs = (ROOT / "docs" / "inventory.md").read_text()
     csv_example = re.search(r"```csv\n(.*?)```", docs, re.S).group(1)

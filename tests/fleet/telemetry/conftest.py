@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import socketserver
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,6 +20,7 @@ class FakeExporter:
         self.bodies: dict[str, str] = {}
         self.statuses: dict[str, int] = {}
         self.hang_s: dict[str, float] = {}
+        self.redirects: dict[str, str] = {}
         self.token: str | None = None
         self.requests: list[tuple[str, str | None]] = []
         exporter = self
@@ -27,6 +32,11 @@ class FakeExporter:
                 time.sleep(exporter.hang_s.get(name, 0))
                 if exporter.token and self.headers.get("Authorization") != f"Bearer {exporter.token}":
                     self.send_response(401)
+                    self.end_headers()
+                    return
+                if name in exporter.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", exporter.redirects[name])
                     self.end_headers()
                     return
                 status = exporter.statuses.get(name, 200 if name in exporter.bodies else 404)
@@ -58,6 +68,57 @@ def exporter():
     server = FakeExporter()
     yield server
     server.close()
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that hands each connection to ``speak(sock, stop)``: garbage, drips, anything."""
+
+    def __init__(self, speak: Callable[[socket.socket, threading.Event], None]):
+        self.stop = threading.Event()
+        stop = self.stop
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                with contextlib.suppress(OSError):  # the client gave up: what these servers are for
+                    speak(self.request, stop)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/metrics") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def read_request(sock: socket.socket) -> bytes:
+    """Read one HTTP request head (up to the blank line)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def raw_server():
+    """Start RawServers for a test: ``raw_server(speak)``; all are stopped at teardown."""
+    servers = []
+
+    def start(speak) -> RawServer:
+        servers.append(RawServer(speak))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 def dcgm_text(gpus: list[dict], hostname: str = "node-1") -> str:

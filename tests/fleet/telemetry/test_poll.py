@@ -113,7 +113,8 @@ def test_stopped_nodes_and_nodes_without_endpoint_are_not_polled(exporter):
     assert exporter.requests == []
 
 
-def test_bearer_token_from_reference(node_with_gpus, exporter, monkeypatch, tmp_path):
+def test_bearer_token_from_reference(node_with_gpus, exporter, monkeypatch, tmp_path, settings):
+    settings.FLEETDECK_SECRETS_DIR = str(tmp_path)
     node, *_ = node_with_gpus
     exporter.token = "s3cret-agent-token"
     node.token_ref = "env:FLEETDECK_TEST_AGENT_TOKEN"
@@ -192,7 +193,8 @@ def test_a_gpu_lost_before_it_was_named_is_matched_by_its_index(node_with_gpus, 
     assert b.lost and HealthEvent.objects.get().gpu_id == b.pk
 
 
-def test_a_shared_token_file_is_read_once_per_poll(exporter, tmp_path, monkeypatch):
+def test_a_shared_token_file_is_read_once_per_poll(exporter, tmp_path, monkeypatch, settings):
+    settings.FLEETDECK_SECRETS_DIR = str(tmp_path)
     token_file = tmp_path / "token"
     token_file.write_text("shared-token\n")
     exporter.token = "shared-token"
