@@ -239,9 +239,9 @@ def cost_explorer_import(*, provider: Provider, start: date, end: date, client=N
     if end <= start:
         raise CostExplorerError("The import period is empty: end must be after start.")
     if client is None:
-        from fleet.inventory.aws import session_for
+        from fleet.inventory.aws import aws_client_config, session_for
 
-        client = session_for(provider.credential_ref).client("ce", region_name=CE_REGION)
+        client = session_for(provider.credential_ref).client("ce", region_name=CE_REGION, config=aws_client_config())
     pages = cost_pages_fetch(client, start=start, end=end)
     totals, transfers = cost_pages_parse(pages)
     report = CostImportReport(provider=provider.name, start=start, end=end, pages=len(pages), days=len(totals))

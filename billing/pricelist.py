@@ -22,6 +22,7 @@ from billing.choices import PriceSource
 from billing.models import InstancePrice
 from fleet.catalog import INSTANCE_TYPES
 from fleet.choices import ProviderKind
+from fleet.inventory.aws import aws_client_config
 
 logger = logging.getLogger(__name__)
 # The Price List API is served from a few regions only; us-east-1 holds every region's prices.
@@ -79,7 +80,7 @@ class ListedPrice:
 
 def pricing_client():
     """A boto3 Price List client (AWS_ENDPOINT_URL, honoured by boto3, points it at a local endpoint)."""
-    return boto3.client("pricing", region_name=PRICING_API_REGION)
+    return boto3.client("pricing", region_name=PRICING_API_REGION, config=aws_client_config())
 
 
 def price_list_filters(*, region: str, instance_type: str) -> list[dict]:

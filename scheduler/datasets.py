@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
 
 from billing.rates import EgressRateMissing, EgressTariff, Location
 from fleet.choices import ProviderKind
-from fleet.inventory.aws import session_for
+from fleet.inventory.aws import aws_client_config, session_for
 from fleet.inventory.base import DiscoveryError
 from fleet.models import Provider, Site
 from scheduler.optimizer.model import MoveUnpriceable
@@ -46,7 +45,7 @@ def uri_parse(uri: str) -> tuple[str, str]:
 def s3_bucket_region(*, bucket: str, provider: Provider | None = None) -> str:
     """The AWS region of an S3 bucket (GetBucketLocation), with the credentials of ``provider`` if given."""
     session = session_for(provider.credential_ref if provider else "")
-    config = Config(connect_timeout=S3_TIMEOUT_S, read_timeout=S3_TIMEOUT_S, retries={"max_attempts": 2})
+    config = aws_client_config(connect_timeout=S3_TIMEOUT_S, read_timeout=S3_TIMEOUT_S, retries={"max_attempts": 2})
     client = session.client("s3", region_name="us-east-1", config=config)
     constraint = client.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     return S3_LEGACY_REGIONS.get(constraint, constraint)

@@ -15,14 +15,13 @@ import logging
 import uuid
 from functools import partial
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 
 from billing.models import EgressRecord
 from fleet.choices import ProviderKind
-from fleet.inventory.aws import session_for
+from fleet.inventory.aws import aws_client_config, session_for
 from fleet.inventory.base import DiscoveryError
 from scheduler.choices import JobState, LaunchStatus, TargetKind
 from scheduler.models import Job, Placement
@@ -34,7 +33,6 @@ JOB_TAG = "fleetdeck:job"
 GCE_JOB_LABEL = "fleetdeck-job"  # GCE label keys allow no ':'
 # A region's zone to launch in, where "<region>-a" does not exist.
 GCE_ZONE_BY_REGION = {"us-east1": "us-east1-b", "europe-west1": "europe-west1-b"}
-AWS_TIMEOUT_S = 30
 # Namespace of the GCE requestIds (UUIDs) derived from placement ids: stable across processes and retries.
 GCE_REQUEST_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://fleetdeck/scheduler/placement")
 
@@ -162,7 +160,7 @@ def placements_launch_enqueue(*, placements: list[Placement]) -> int:
 
 
 def _ec2_run(provider, request: dict) -> dict:
-    config = Config(read_timeout=AWS_TIMEOUT_S, retries={"max_attempts": 3, "mode": "standard"})
+    config = aws_client_config()
     client = session_for(provider.credential_ref).client("ec2", region_name=request["region"], config=config)
     response = client.run_instances(**request["parameters"])
     return {"instance_ids": [i["InstanceId"] for i in response.get("Instances", [])]}
@@ -171,7 +169,7 @@ def _ec2_run(provider, request: dict) -> dict:
 def _gce_insert(provider, request: dict) -> dict:
     from google.cloud import compute_v1
 
-    from fleet.inventory.gcp import client_auth
+    from fleet.inventory.gcp import GCP_TIMEOUT_S, client_auth
 
     credentials, options = client_auth(provider.credential_ref)
     client = compute_v1.InstancesClient(transport="rest", credentials=credentials, client_options=options)
@@ -185,7 +183,7 @@ def _gce_insert(provider, request: dict) -> dict:
         )
         if request_id:
             insert.request_id = request_id  # GCE ignores a repeated insert with the same requestId
-        operation = client.insert(request=insert)
+        operation = client.insert(request=insert, timeout=GCP_TIMEOUT_S)
         operations.append(operation.name)
     return {"operations": operations}
 

@@ -42,6 +42,18 @@ STATES = {
 }
 
 
+def aws_client_config(**overrides) -> Config:
+    """The botocore settings of every AWS client Fleetdeck makes (EC2, S3, Cost Explorer, Price List): a hung API
+    fails a call after AWS_CONNECT_TIMEOUT_S to connect or AWS_READ_TIMEOUT_S without a byte, at most
+    AWS_MAX_ATTEMPTS times; the task's time limit (CELERY_TASK_TIME_LIMIT_S) bounds the whole."""
+    settings = {
+        "connect_timeout": AWS_CONNECT_TIMEOUT_S,
+        "read_timeout": AWS_READ_TIMEOUT_S,
+        "retries": {"max_attempts": AWS_MAX_ATTEMPTS, "mode": "standard"},
+    }
+    return Config(**{**settings, **overrides})
+
+
 class AwsAdapter:
     """EC2 instances with GPUs, one scope per configured region."""
 
@@ -60,12 +72,7 @@ class AwsAdapter:
 
     def ec2_client(self, provider: Provider, region: str):
         """An EC2 client for ``region`` with the provider's credentials, bounded timeouts and standard retries."""
-        config = Config(
-            connect_timeout=AWS_CONNECT_TIMEOUT_S,
-            read_timeout=AWS_READ_TIMEOUT_S,
-            retries={"max_attempts": AWS_MAX_ATTEMPTS, "mode": "standard"},
-        )
-        return session_for(provider.credential_ref).client("ec2", region_name=region, config=config)
+        return session_for(provider.credential_ref).client("ec2", region_name=region, config=aws_client_config())
 
     def discover(self, provider: Provider, scope: str) -> list[DiscoveredNode]:
         client = self.ec2_client(provider, scope)
