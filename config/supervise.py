@@ -57,12 +57,13 @@ class Supervisor:
             started = time.monotonic()
             child = subprocess.Popen(self.command)  # noqa: S603 - the command line given on our own command line
             reason = self.watch(child)
+            if not self.stopping:
+                backoff_s = self.min_backoff_s if time.monotonic() - started > HEALTHY_RUN_S else backoff_s
+                logger.warning("supervisor: %s; restarting it in %.0f s", reason, backoff_s)
             self.terminate(child)
             if self.stopping:
                 return 0
             self.restarts += 1
-            backoff_s = self.min_backoff_s if time.monotonic() - started > HEALTHY_RUN_S else backoff_s
-            logger.warning("supervisor: %s; restarting it in %.0f s", reason, backoff_s)
             self.sleep(backoff_s)
             if self.stopping:
                 return 0
