@@ -19,7 +19,7 @@ DEMO_CLOUDS = AWS_ENDPOINT_URL=http://127.0.0.1:9600 AWS_ACCESS_KEY_ID=demo AWS_
 # The demo's mail goes through real SMTP to `manage.py mailsink`, which keeps it under .fleetdeck/mail/.
 DEMO_MAIL = EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend EMAIL_HOST=127.0.0.1 EMAIL_PORT=1025
 
-.PHONY: install demo test lint stop clean lock
+.PHONY: install demo dev-env test lint stop clean lock
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Fleetdeck needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -30,7 +30,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-demo: install
+# .env for manage.py commands beside the demo (settings load it, the environment wins): DEBUG=true and the data
+# folder the demo uses, never anything else from the environment. A .env make did not write is left alone.
+dev-env:
+	@if [ -e .env ] && ! head -n 1 .env | grep -q '^# Written by make demo'; then \
+		echo "  .env was not written by make demo: left as it is (manage.py commands need DEBUG=true in it)."; \
+	else \
+		{ echo '# Written by make demo: development settings for manage.py commands. Never use in production.'; \
+		  echo 'DEBUG=true'; \
+		  $(if $(FLEETDECK_DATA_DIR),echo 'FLEETDECK_DATA_DIR=$(abspath $(FLEETDECK_DATA_DIR))';) } > .env; \
+	fi
+
+demo: install dev-env
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py seed_demo --if-empty --nodes $(DEMO_NODES) --user $(DEMO_USER) --password $(DEMO_PASSWORD)
 	@echo ""
@@ -53,5 +64,7 @@ stop:
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^fleetdeck' > constraints.txt
 
+# A .env is removed only if make wrote it (dev-env's first line); one of your own stays.
 clean: stop
 	rm -rf $(VENV) .fleetdeck staticfiles test-artifacts
+	@if [ -f .env ] && head -n 1 .env | grep -q '^# Written by make demo'; then rm -f .env; fi

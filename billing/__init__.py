@@ -1,0 +1,1 @@
+"""Billing app: prices, rates, the hourly cost ledger, Cost Explorer import, budgets and cost reports."""

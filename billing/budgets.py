@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -28,7 +26,6 @@ from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
 from billing.money import usd_cents
 from core.validators import one_line
-from fleet.models import Team
 
 logger = logging.getLogger(__name__)
 # The ledger writes an hour's rows after it ends (and recomputes the last two hours every run), so the last
@@ -125,47 +122,3 @@ def budget_alerts_check(*, today: date | None = None, now: datetime | None = Non
                 if alert is not None:
                     attempted.append(alert)
     return attempted
-
-
-def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None = None) -> list[Budget]:
-    """Give every team without a budget one of this month's forecast × ``headroom`` (rounded up to $100;
-    at least $100), alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``: for the demo."""
-    today = today or selectors.utc_today()
-    month = selectors.month_start_of(today)
-    teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
-    spend = dict(
-        selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
-        .values_list("team_id")
-        .annotate(s=Sum("total_usd"))
-    )
-    created = []
-    for team in teams:
-        forecast = selectors.month_forecast_usd(
-            month_start=month, spent_usd=spend.get(team.pk, Decimal(0)), today=today
-        )
-        amount = max(Decimal(100), ((forecast * headroom) / 100).to_integral_value(rounding=ROUND_CEILING) * 100)
-        created.append(
-            Budget.objects.create(
-                team=team, monthly_usd=amount, thresholds_pct=[80, 100], recipients=[f"{team.slug}-lead@example.com"]
-            )
-        )
-    return created
-
-
-DEMO_TIGHT_TEAM = "research"
-DEMO_TIGHT_SHARE = Decimal("0.85")
-
-
-def demo_budget_tighten(*, today: date | None = None) -> str:
-    """Set the demo's research budget so that this month's spend so far is 85 % of it (rounded up to $100), so the
-    demo shows a budget alert (80 %, and the forecast over budget) on its first check; returns the team's name, or
-    "" when the team or its budget is missing."""
-    today = today or selectors.utc_today()
-    budget = Budget.objects.filter(team__slug=DEMO_TIGHT_TEAM).select_related("team").first()
-    if budget is None:
-        return ""
-    month = selectors.month_start_of(today)
-    spent = selectors.budget_spend(budgets=[budget], start=month, end=today + timedelta(days=1))[budget.pk]
-    budget.monthly_usd = max(Decimal(100), (spent / DEMO_TIGHT_SHARE / 100).to_integral_value(ROUND_CEILING) * 100)
-    budget.save(update_fields=["monthly_usd"])
-    return budget.team.name

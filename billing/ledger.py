@@ -374,10 +374,3 @@ def reconciliation_list(*, provider, start: date, end: date) -> list[dict]:
         )
         day += DAY
     return rows
-
-
-def demo_ledger_seed(*, days: int = 30, now: datetime | None = None) -> LedgerReport:
-    """Compute the ledger of the last ``days`` UTC days and today so far (for ``seed_demo``, after prices load)."""
-    now = now or timezone.now()
-    today = now.astimezone(UTC).date()
-    return ledger_backfill(start=today - timedelta(days=days), end=today, now=now)

@@ -5,6 +5,8 @@ takes the day it prices: a price in the past stays true for the past.
 
 - ``PriceBook``: cloud instance prices and negotiated discounts in force on one day.
 - ``onprem_gpu_hour_usd`` / ``onprem_rates``: the amortisation + operations cost of owned GPUs.
+- ``onprem_gpu_hour_prices``: the whole $/GPU-hour of owned GPUs (amortisation + operations + energy), the one
+  formula the scheduler compares with cloud prices and the ledger charges (``billing.ledger``'s SQL).
 - ``EgressTariff``: $ for moving data between two ``Location``s, by location class and volume tier.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Q
@@ -20,6 +22,7 @@ from django.db.models import Q
 from billing.choices import LocationClass, PriceSource, PurchaseOption
 from billing.models import Discount, EgressRate, InstancePrice, OnPremCostModel
 from fleet.choices import Continent, ProviderKind
+from fleet.telemetry.series import node_power_avg_w
 
 BYTES_PER_GB = Decimal(10**9)
 USD_PLACES = Decimal("0.000001")
@@ -315,6 +318,49 @@ def onprem_rates(*, nodes, day: date) -> dict[int, Decimal]:
 def onprem_gpu_hour_usd(*, node, day: date) -> Decimal | None:
     """$/GPU-hour (amortisation + operations, energy excluded) of one on-prem node on ``day``; None if no model."""
     return onprem_rates(nodes=[node], day=day).get(node.pk)
+
+
+# The window of measured power an on-prem GPU-hour price is based on; without any, a GPU is assumed to draw this
+# share of its power limit while it works.
+POWER_WINDOW = timedelta(days=1)
+POWER_LIMIT_SHARE = Decimal("0.7")
+
+
+@dataclass(frozen=True)
+class OnPremGpuHour:
+    """The $ of one GPU-hour of an owned node: amortisation + operations, plus the energy its GPU draws."""
+
+    base_usd: Decimal  # amortisation + operations (the ledger's compute $ per GPU-hour)
+    watts: Decimal  # power per GPU: measured average, or POWER_LIMIT_SHARE of the power limit
+    energy_basis: str  # "measured" or "estimated"
+    usd_per_kwh: Decimal  # energy_usd_per_kwh(site): electricity × PUE
+
+    @property
+    def usd(self) -> Decimal:
+        """base + watts × $/kWh / 1000: for an hour in which the GPU drew ``watts``, exactly what the ledger
+        charges per GPU-hour ((compute $ + energy $) / GPU-hours)."""
+        return self.base_usd + self.watts * self.usd_per_kwh / 1000
+
+
+def onprem_gpu_hour_prices(*, nodes, now: datetime, power_window: timedelta = POWER_WINDOW) -> dict[int, OnPremGpuHour]:
+    """The $/GPU-hour of on-prem ``nodes`` (sites with providers loaded; ``power_limit_w`` annotated or an
+    attribute) on ``now``'s day, with power measured over ``power_window`` before ``now``. Nodes without a cost
+    model are left out: their cost is unknown."""
+    nodes = list(nodes)
+    base = onprem_rates(nodes=nodes, day=now.date())
+    measured = node_power_avg_w(node_ids=[n.pk for n in nodes if n.pk in base], since=now - power_window)
+    prices = {}
+    for node in nodes:
+        if node.pk not in base:
+            continue
+        if node.pk in measured:
+            watts, basis = Decimal(str(measured[node.pk])), "measured"
+        else:
+            watts, basis = Decimal(getattr(node, "power_limit_w", None) or 0) * POWER_LIMIT_SHARE, "estimated"
+        prices[node.pk] = OnPremGpuHour(
+            base_usd=base[node.pk], watts=watts, energy_basis=basis, usd_per_kwh=energy_usd_per_kwh(node.site)
+        )
+    return prices
 
 
 def energy_usd_per_kwh(site) -> Decimal:

@@ -2,8 +2,9 @@
 
 Spend is read from ``LedgerDay`` (the ledger summed per UTC day and dimension set), so the spend page, the
 overview, budget alerts and email reports add up the same rows and agree to the cent. Periods are UTC days,
-``start`` inclusive and ``end`` exclusive. ``teams`` scopes every read: ``None`` is the whole fleet, a list of
-team ids limits to those teams (rows without a team are then left out), and ``[]`` is nothing at all.
+``start`` inclusive and ``end`` exclusive. ``teams`` scopes every read: a team scope (fleet.scoping.team_scope,
+maybe narrowed by a filter's teams) applied with the models' ``for_teams``: ``None`` is the whole fleet, a list
+of team ids limits to those teams (rows without a team are then left out), and ``[]`` is nothing at all.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from django.db import connection
 from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from billing.models import Budget, EgressRecord, LedgerDay, LedgerNodeDay
+from billing.ledger import reconciliation_list
+from billing.models import BilledCost, Budget, EgressRecord, LedgerDay, LedgerNodeDay
 from billing.money import usd_cents
 from fleet.catalog import gpu_key
-from fleet.choices import NodeLifecycle
+from fleet.choices import NodeLifecycle, ProviderKind
 from fleet.models import Node, Project, Provider, Site, Team
 
 SPEND_DIMENSIONS = ("provider", "site", "team", "project", "gpu_model", "lifecycle", "day")
@@ -116,10 +118,7 @@ def period_errors(*, start: date, last: date) -> dict[str, str]:
 
 def ledger_day_rows(*, start: date, end: date, teams: list[int] | None = None) -> QuerySet[LedgerDay]:
     """LedgerDay rows of ``[start, end)`` in the team scope (unordered: for aggregation)."""
-    rows = LedgerDay.objects.filter(day__gte=start, day__lt=end).order_by()
-    if teams is not None:
-        rows = rows.filter(team_id__in=teams)
-    return rows
+    return LedgerDay.objects.filter(day__gte=start, day__lt=end).for_teams(teams).order_by()
 
 
 def _sums() -> dict:
@@ -218,7 +217,7 @@ def spend_breakdown(
         sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in SUMMED_FIELDS)
         where, params = "day >= %s AND day < %s", [start, end]
         if teams is not None:
-            where += " AND team_id = ANY(%s)"
+            where += " AND team_id = ANY(%s)"  # LedgerDay.objects.for_teams(teams), in SQL
             params.append(list(teams))
         sql = (
             f"SELECT ARRAY[{flags}], {', '.join(columns) + ',' if columns else ''} {sums} "  # noqa: S608 - fixed names
@@ -237,7 +236,8 @@ def spend_breakdown(
     return totals, {dim: _spend_rows(dimension=dim, grouped=grouped[dim], start=start, end=end) for dim in dimensions}
 
 
-def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """The UTC midnights that open the days ``start`` and ``end`` (aware datetimes)."""
     return datetime.combine(start, time.min, tzinfo=UTC), datetime.combine(end, time.min, tzinfo=UTC)
 
 
@@ -246,11 +246,9 @@ def egress_record_rows(*, start: date, end: date, teams: list[int] | None = None
 
     Planned records (written by a placement before its data has moved) are not spend yet and are left out.
     """
-    since, until = _day_bounds(start, end)
-    rows = EgressRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until, planned=False).order_by()
-    if teams is not None:
-        rows = rows.filter(team_id__in=teams)
-    return rows
+    since, until = day_bounds(start, end)
+    rows = EgressRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until, planned=False)
+    return rows.for_teams(teams).order_by()
 
 
 def egress_by_route(*, start: date, end: date, teams: list[int] | None = None) -> list[dict]:
@@ -296,9 +294,7 @@ def month_forecast_usd(*, month_start: date, spent_usd: Decimal, today: date | d
 
 def budget_list(*, teams: list[int] | None = None) -> QuerySet[Budget]:
     """Budgets in the team scope: team budgets of those teams and project budgets of their projects."""
-    budgets = Budget.objects.select_related("team", "project__team")
-    if teams is not None:
-        budgets = budgets.filter(Q(team_id__in=teams) | Q(project__team_id__in=teams))
+    budgets = Budget.objects.for_teams(teams).select_related("team", "project__team")
     return budgets.order_by("team__name", "project__team__name", "project__name", "pk")
 
 
@@ -365,6 +361,13 @@ def budget_status_list(
     return [budget_status(budget=b, spend_usd=spend[b.pk], month=start, today=today) for b in budgets]
 
 
+def budget_statuses(budgets: list[Budget]) -> dict[int, BudgetStatus]:
+    """This month's status of each budget, in two queries whatever their number."""
+    start, end, today = month_period(month=utc_today())
+    spend = budget_spend(budgets=budgets, start=start, end=end)
+    return {b.pk: budget_status(budget=b, spend_usd=spend[b.pk], month=start, today=today) for b in budgets}
+
+
 def budget_total_usd(*, teams: list[int] | None = None) -> Decimal:
     """The sum of the monthly budgets in the team scope, each $ once: the team budgets, plus the project budgets
     of teams without a budget of their own (a team's budget already covers its projects' spend)."""
@@ -383,9 +386,7 @@ def idle_cost_nodes(*, start: date, end: date, teams: list[int] | None = None, l
     """
     if teams is not None and not teams:
         return []
-    entries = LedgerNodeDay.objects.filter(day__gte=start, day__lt=end).order_by()
-    if teams is not None:
-        entries = entries.filter(team_id__in=teams)
+    entries = LedgerNodeDay.objects.filter(day__gte=start, day__lt=end).for_teams(teams).order_by()
     top = list(
         entries.values("node_id", "team_id")
         .annotate(idle_usd=Sum("idle_usd"), idle_gpu_hours=Sum("idle_gpu_hours"))
@@ -466,10 +467,6 @@ def spend_overview(*, teams: list[int] | None = None, today: date | None = None)
 def reconciliation_by_provider(*, start: date, end: date) -> list[dict]:
     """Estimated (ledger) against billed spend per day for each AWS account with billed cost in ``[start, end)``:
     [{"provider", "rows": billing.ledger.reconciliation_list(...)}]. Whole accounts, so not team-scoped."""
-    from billing.ledger import reconciliation_list
-    from billing.models import BilledCost
-    from fleet.choices import ProviderKind
-
     providers = Provider.objects.filter(
         kind=ProviderKind.AWS,
         pk__in=BilledCost.objects.filter(day__gte=start, day__lt=end).values("provider_id"),

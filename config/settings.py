@@ -13,10 +13,17 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 from config.embedded import embedded_database_url, filesystem_broker_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A development .env (``make demo`` writes one: DEBUG=true for manage.py commands beside the demo) fills in
+# variables the environment leaves unset and never overrides one that is set. FLEETDECK_ENV_FILE names another
+# file, or none when empty. Production images ship no .env: their settings come from the environment only.
+ENV_FILE = os.environ.get("FLEETDECK_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    load_dotenv(ENV_FILE, override=False)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -102,6 +109,8 @@ INSTALLED_APPS = [
     "fleet",
     "billing",
     "scheduler",
+    "dashboard",
+    "devtools",  # development tooling: the demo's seed, simulator and emulators, benchmarks (no models)
 ]
 
 MIDDLEWARE = [
@@ -268,6 +277,7 @@ SPECTACULAR_SETTINGS = {
         "ReportDeliveryStatusEnum": "billing.choices.DeliveryStatus",
         "ReportPeriodEnum": "billing.choices.ReportPeriod",
         "JobStateEnum": "scheduler.choices.JobState",
+        "RunStatusEnum": "core.choices.RunStatus",
     },
 }
 

@@ -1,4 +1,4 @@
-"""Cross-cutting parts of Fleetdeck: roles, API tokens, worker/beat heartbeats, the dashboard shell."""
+"""Cross-cutting parts of Fleetdeck: roles, API tokens, worker/beat heartbeats, the page shell."""
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate

@@ -16,3 +16,13 @@ class HeartbeatComponent(models.TextChoices):
 
     BEAT = "beat", "Celery beat"
     WORKER = "worker", "Celery worker"
+
+
+class RunStatus(models.TextChoices):
+    """Where work asked for through a page or the API (a sync, a placement run) is: waiting for a worker, running,
+    or finished."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"  # the report says what it did (a sync's per-scope cloud error is not a failed run)
+    FAILED = "failed", "Failed"  # it could not run or finish: ``error`` says why

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from fleet.models import GPU, Node, Project, Provider, Site, Team
+from fleet.models import GPU, Node, Project, Provider, Site, SyncRun, Team
 
 
 @admin.register(Provider)
@@ -57,3 +57,19 @@ class GPUAdmin(admin.ModelAdmin):
     search_fields = ("uuid", "node__name", "model")
     list_select_related = ("node",)
     raw_id_fields = ("node",)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """Syncs asked for through the API, as a record: they are created by POST /providers/{id}/sync/ only."""
+
+    list_display = ("pk", "provider", "status", "requested_at", "finished_at")
+    list_filter = ("status", "provider")
+    list_select_related = ("provider",)
+    readonly_fields = ("provider", "force", "status", "requested_at", "started_at", "finished_at", "report", "error")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

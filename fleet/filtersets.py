@@ -5,9 +5,10 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core.choices import RunStatus
 from core.filters import FleetdeckFilterSet, ModelMultipleKeyFilter, StableOrderingFilter
 from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
-from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Team
+from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
 from fleet.selectors import gpu_idle_q
 
 
@@ -129,3 +130,14 @@ class InventoryScopeFilterSet(FleetdeckFilterSet):
         if value is None:
             return queryset
         return queryset.filter(consecutive_failures__gt=0) if value else queryset.filter(consecutive_failures=0)
+
+
+class SyncRunFilterSet(FleetdeckFilterSet):
+    """Sync runs by provider and status, newest first unless ordered otherwise."""
+
+    status = filters.MultipleChoiceFilter(choices=RunStatus.choices)
+    ordering = StableOrderingFilter(fields=("requested_at", "finished_at"))
+
+    class Meta:
+        model = SyncRun
+        fields = ("provider",)

@@ -1,0 +1,1 @@
+"""The scheduler: datasets, jobs and their placement by cost and data gravity, and cloud launches."""

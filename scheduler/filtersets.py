@@ -7,7 +7,6 @@ from fleet.choices import ProviderKind
 from fleet.models import Team
 from scheduler.choices import JobState, TargetKind
 from scheduler.models import Dataset, Job, Placement
-from scheduler.selectors import scheduler_scoped
 
 
 class DatasetFilterSet(FleetdeckFilterSet):
@@ -30,11 +29,11 @@ class JobFilterSet(FleetdeckFilterSet):
 
 
 def visible_jobs(request):
-    """The jobs a placement filter may name: those of the requesting user's teams (selectors.scheduler_scoped),
+    """The jobs a placement filter may name: those of the requesting user's teams (Job.objects.restrict),
     so another team's job is refused as one that does not exist."""
     if request is None:
         return Job.objects.all()
-    return scheduler_scoped(Job.objects.all(), user=request.user)
+    return Job.objects.restrict(request.user)
 
 
 class PlacementFilterSet(FleetdeckFilterSet):

@@ -55,7 +55,7 @@ class JobForm(forms.ModelForm):
         )
 
     def __init__(self, *args, scope: list[int] | None = None, **kwargs):
-        """``scope``: the ids of the teams the user may submit for and see (billing.scoping.spend_team_scope);
+        """``scope``: the ids of the teams the user may submit for and see (fleet.scoping.team_scope);
         None: every team."""
         super().__init__(*args, **kwargs)
         teams = Team.objects.order_by("name")

@@ -13,18 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
 
-from billing.models import EgressRecord
 from fleet.choices import ProviderKind
 from fleet.inventory.aws import aws_client_config, session_for
 from fleet.inventory.base import DiscoveryError
-from scheduler.choices import JobState, LaunchStatus, TargetKind
-from scheduler.models import Job, Placement
+from fleet.models import Provider
+from scheduler.choices import LaunchStatus, TargetKind
+from scheduler.jobs import placements_requeue
+from scheduler.models import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,16 @@ def launch_mode() -> str:
     return mode if mode in LAUNCH_MODES else "dry-run"
 
 
-def _provider_for(kind: str, providers: dict | None = None):
-    if providers is None:
-        from scheduler.services import launch_providers
+def launch_providers() -> dict[str, Provider]:
+    """The cloud account that launches (and is discounted) for each provider kind: the first enabled one by name."""
+    chosen: dict[str, Provider] = {}
+    for provider in Provider.objects.filter(enabled=True).exclude(kind=ProviderKind.ONPREM).order_by("name"):
+        chosen.setdefault(provider.kind, provider)
+    return chosen
 
-        providers = launch_providers()
-    return providers.get(kind)
+
+def _provider_for(kind: str, providers: dict | None = None) -> Provider | None:
+    return (launch_providers() if providers is None else providers).get(kind)
 
 
 def ec2_client_token(placement_id: int) -> str:
@@ -148,17 +152,6 @@ def placement_launch_prepare(*, placement: Placement, providers: dict | None = N
     placement.launch_status = LaunchStatus.DRY_RUN if launch_mode() == "dry-run" else LaunchStatus.NONE
 
 
-def placements_launch_enqueue(*, placements: list[Placement]) -> int:
-    """After commit, queue the live launch of each offer placement; return how many launches were recorded."""
-    offers = [p for p in placements if p.target_kind == TargetKind.OFFER]
-    if launch_mode() == "live":
-        from scheduler.tasks import placement_launch as placement_launch_task
-
-        for placement in offers:
-            transaction.on_commit(partial(placement_launch_task.delay, placement.pk))
-    return len(offers)
-
-
 def _ec2_run(provider, request: dict) -> dict:
     config = aws_client_config()
     client = session_for(provider.credential_ref).client("ec2", region_name=request["region"], config=config)
@@ -188,52 +181,59 @@ def _gce_insert(provider, request: dict) -> dict:
     return {"operations": operations}
 
 
-def _launch_failed_requeue(placement: Placement, error: str) -> None:
-    """A failed launch: the placement goes inactive, its planned egress goes (the data never moved) and its job,
-    if still placed, goes back to pending with the error as its reason (the next placement run retries)."""
-    placement.active = False
-    EgressRecord.objects.filter(placement=placement, planned=True).delete()
-    Job.objects.filter(pk=placement.job_id, state=JobState.PLACED).update(
-        state=JobState.PENDING, pending_reason=f"Re-queued: launching its cloud capacity failed: {error}"[:500]
-    )
-
-
 def placement_launch(*, placement_id: int) -> Placement | None:
-    """Make the recorded launch call of one offer placement (live mode); a second call does nothing.
+    """Make the recorded launch call of one offer placement (live mode); a call once it is recorded does nothing.
 
-    On failure the error is kept on the placement, which goes inactive, and its job goes back to pending."""
+    The cloud call runs outside any transaction or row lock (a slow or retried call holds no database resources);
+    its idempotency token makes a concurrent or repeated delivery start nothing twice. Its outcome is then saved
+    under the placement's row lock, unless another delivery saved one first or the placement went inactive
+    meanwhile (its job cancelled or re-queued). On failure the error is kept on the placement and its job goes
+    back to the queue (``scheduler.jobs.placements_requeue``)."""
+    placement = _launchable(placement_id).select_related("job__team", "job__project").first()
+    if placement is None or placement.launch_status != LaunchStatus.NONE:
+        return placement
+    provider = _provider_for(placement.provider_kind)
+    request = launch_request_build(placement=placement, provider=provider)
+    result, error = _launch_call(placement, provider, request)
+    with transaction.atomic():
+        current = _launchable(placement_id).select_for_update(of=("self",)).first()
+        if current is None or current.launch_status != LaunchStatus.NONE:
+            return current
+        if error is None:
+            current.launch_request = {**request, "result": result}
+            current.launch_status, current.launch_error = LaunchStatus.LAUNCHED, ""
+        else:
+            current.launch_request = request
+            current.launch_status, current.launch_error = LaunchStatus.FAILED, error[:500]
+            placements_requeue(
+                placement_ids=[current.pk],
+                reason=f"Re-queued: launching its cloud capacity failed: {current.launch_error}",
+            )
+            current.active = False
+        current.save(update_fields=["launch_request", "launch_status", "launch_error", "active"])
+    return current
+
+
+def _launchable(placement_id: int):
+    """The active offer placement ``placement_id``, as a queryset."""
+    return Placement.objects.filter(pk=placement_id, target_kind=TargetKind.OFFER, active=True)
+
+
+def _launch_call(placement: Placement, provider: Provider | None, request: dict) -> tuple[dict | None, str | None]:
+    """Make ``request``'s cloud call: (its result, None), or (None, why it failed)."""
     from google.api_core import exceptions as gcp_exceptions
     from google.auth.exceptions import GoogleAuthError
 
-    with transaction.atomic():
-        placement = (
-            Placement.objects.select_for_update(of=("self",))
-            .select_related("job__team", "job__project")
-            .filter(pk=placement_id, target_kind=TargetKind.OFFER, active=True)
-            .first()
-        )
-        if placement is None or placement.launch_status != LaunchStatus.NONE:
-            return placement
-        provider = _provider_for(placement.provider_kind)
-        request = launch_request_build(placement=placement, provider=provider)
-        placement.launch_request = request
-        try:
-            if provider is None:
-                raise DiscoveryError(f"no enabled {placement.provider_kind} provider account to launch with")
-            if placement.provider_kind == ProviderKind.AWS:
-                if not request["parameters"]["ImageId"]:
-                    raise DiscoveryError("set SCHEDULER_AWS_IMAGE_ID to the AMI to launch")
-                result = _ec2_run(provider, request)
-            else:
-                if not request["instances"][0]["disks"][0]["initializeParams"]["sourceImage"]:
-                    raise DiscoveryError("set SCHEDULER_GCP_IMAGE to the boot image to launch")
-                result = _gce_insert(provider, request)
-        except (BotoCoreError, ClientError, DiscoveryError, gcp_exceptions.GoogleAPIError, GoogleAuthError) as exc:
-            logger.warning("launch of placement %s failed: %s", placement.pk, exc)
-            placement.launch_status, placement.launch_error = LaunchStatus.FAILED, str(exc)[:500]
-            _launch_failed_requeue(placement, placement.launch_error)
-        else:
-            placement.launch_request = {**request, "result": result}
-            placement.launch_status, placement.launch_error = LaunchStatus.LAUNCHED, ""
-        placement.save(update_fields=["launch_request", "launch_status", "launch_error", "active"])
-    return placement
+    try:
+        if provider is None:
+            raise DiscoveryError(f"no enabled {placement.provider_kind} provider account to launch with")
+        if placement.provider_kind == ProviderKind.AWS:
+            if not request["parameters"]["ImageId"]:
+                raise DiscoveryError("set SCHEDULER_AWS_IMAGE_ID to the AMI to launch")
+            return _ec2_run(provider, request), None
+        if not request["instances"][0]["disks"][0]["initializeParams"]["sourceImage"]:
+            raise DiscoveryError("set SCHEDULER_GCP_IMAGE to the boot image to launch")
+        return _gce_insert(provider, request), None
+    except (BotoCoreError, ClientError, DiscoveryError, gcp_exceptions.GoogleAPIError, GoogleAuthError) as exc:
+        logger.warning("launch of placement %s failed: %s", placement.pk, exc)
+        return None, str(exc)

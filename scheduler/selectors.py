@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch, QuerySet
 
-from billing.scoping import spend_team_scope
+from fleet.scoping import team_scope
 from scheduler.choices import JobState
-from scheduler.models import Dataset, Job, Placement
-
-if TYPE_CHECKING:
-    from scheduler.services import PlaceReport
+from scheduler.models import Dataset, Job, Placement, PlaceRun
+from scheduler.placements import PlaceReport
 
 QUEUE_ROWS_MAX = 200
-# The team a row belongs to, per model that team scoping limits (datasets carry no team: everyone sees them).
-TEAM_FIELDS = {Job: "team_id", Placement: "job__team_id"}
-
-
-def scheduler_scoped(queryset: QuerySet, *, user) -> QuerySet:
-    """``queryset`` of jobs or placements limited to the teams whose jobs ``user`` may see.
-
-    The scope is spend's (billing.scoping.spend_team_scope): a viewer who is a member of teams sees only those
-    teams' jobs and placements (with their costs, alternatives and planned egress); operators, admins and a
-    viewer of no team see every team. Every page and partial read of jobs or placements goes through here (the
-    API's viewsets scope the same way with billing.api.spend.TeamScopedMixin).
-    """
-    scope = spend_team_scope(user)
-    if scope is None:
-        return queryset
-    return queryset.filter(**{f"{TEAM_FIELDS[queryset.model]}__in": scope})
+# Jobs and placements are team-scoped (fleet.scoping): every page and partial read of them is restricted with
+# ``.restrict(user)`` (a viewer who is a member of teams sees only those teams' jobs and placements, with their
+# costs, alternatives and planned egress); the API's viewsets with fleet.scoping.TeamScopedViewMixin. Datasets
+# carry no team: everyone sees them.
 
 
 def job_list() -> QuerySet[Job]:
@@ -67,7 +52,7 @@ def job_queue(*, user, limit: int = QUEUE_ROWS_MAX) -> Queue:
     )
     rows = {}
     for state in (JobState.PENDING, JobState.PLACED, JobState.RUNNING):
-        query = scheduler_scoped(job_list(), user=user).filter(state=state)
+        query = job_list().restrict(user).filter(state=state)
         if state != JobState.PENDING:
             query = query.prefetch_related(active)
         rows[state] = list(query[:limit])
@@ -78,7 +63,7 @@ def job_queue(*, user, limit: int = QUEUE_ROWS_MAX) -> Queue:
     if len(pending) < limit:
         pending_count = len(pending)
     else:
-        pending_count = scheduler_scoped(Job.objects.filter(state=JobState.PENDING), user=user).count()
+        pending_count = Job.objects.filter(state=JobState.PENDING).restrict(user).count()
     return Queue(
         pending=pending, placed=rows[JobState.PLACED], running=rows[JobState.RUNNING], pending_count=pending_count
     )
@@ -88,7 +73,8 @@ def job_detail(*, pk: int, user) -> Job:
     """One job that ``user`` may see, with its datasets and every placement (the active one first); raises
     Job.DoesNotExist for a job of another team, as for one that does not exist."""
     return (
-        scheduler_scoped(job_list(), user=user)
+        job_list()
+        .restrict(user)
         .prefetch_related(
             "datasets",
             Prefetch(
@@ -100,16 +86,30 @@ def job_detail(*, pk: int, user) -> Job:
     )
 
 
-def place_report_scoped(report: PlaceReport, *, user) -> PlaceReport:
+def place_report_visible(report: PlaceReport, *, user) -> PlaceReport:
     """``report`` keeping only the placed and unplaced jobs ``user`` may see: a placement run places every team's
     pending jobs together, and a user limited to some teams is told only about theirs (``launches`` stays the
     run's count)."""
-    if spend_team_scope(user) is None:
+    if team_scope(user) is None:
         return report
     ids = set(report.placed) | set(report.unplaced)
-    visible = set(scheduler_scoped(Job.objects.filter(pk__in=ids), user=user).values_list("pk", flat=True))
+    visible = set(Job.objects.filter(pk__in=ids).restrict(user).values_list("pk", flat=True))
     return replace(
         report,
         placed=[pk for pk in report.placed if pk in visible],
         unplaced={pk: reason for pk, reason in report.unplaced.items() if pk in visible},
     )
+
+
+def place_run_report(run: PlaceRun, *, user) -> dict | None:
+    """The report of a finished placement run as ``user`` may read it (``place_report_visible``); None until done."""
+    if run.report is None:
+        return None
+    report = PlaceReport(
+        placed=list(run.report["placed"]),
+        unplaced={int(pk): reason for pk, reason in run.report["unplaced"].items()},
+        launches=run.report["launches"],
+        method=run.report["method"],
+        skipped=run.report["skipped"],
+    )
+    return place_report_visible(report, user=user).as_dict()

@@ -1,15 +1,17 @@
-"""Scheduler pages: the queue with submit and what-if forms, a job's placement with its alternatives."""
+"""Scheduler pages: the queue with submit and what-if forms, "Place now" and its run's progress, a job's placement
+with its alternatives."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from billing.scoping import spend_team_scope
-from scheduler import selectors, services
+from fleet.scoping import team_scope
+from scheduler import jobs, placements, selectors, tasks
 from scheduler.forms import JobForm, WhatIfForm
-from scheduler.models import Job
+from scheduler.models import Job, PlaceRun
+from scheduler.serializers import candidate_dict
 
 HTMX_STOP_POLLING = 286  # htmx stops an hx-trigger="every …" poll on this status
 
@@ -32,7 +34,7 @@ def scheduler(request):
         if not context["live"]:
             response.status_code = HTMX_STOP_POLLING
         return response
-    scope = spend_team_scope(request.user)
+    scope = team_scope(request.user)
     context.update(job_form=JobForm(prefix="job", scope=scope), what_if_form=WhatIfForm(prefix="whatif", scope=scope))
     return render(request, "scheduler/scheduler.html", context)
 
@@ -42,10 +44,11 @@ def job_create(request):
     """Submit a job from the form; placement runs in the background (or with "Place now")."""
     if not request.user.has_perm("scheduler.add_job"):
         raise PermissionDenied
-    scope = spend_team_scope(request.user)
+    scope = team_scope(request.user)
     form = JobForm(request.POST, prefix="job", scope=scope)
     if form.is_valid():
-        job = services.job_submit(data=form.cleaned_data, user=request.user)
+        job = jobs.job_submit(data=form.cleaned_data, user=request.user)
+        tasks.jobs_place_enqueue()
         messages.success(request, f"Job {job.name} submitted; it is placed within a minute.")
         return redirect("scheduler-job", pk=job.pk)
     context = _queue_context(request)
@@ -56,16 +59,16 @@ def job_create(request):
 @require_POST
 def what_if(request):
     """Price a job on every feasible target without saving it; HTMX gets only the result table."""
-    scope = spend_team_scope(request.user)
+    scope = team_scope(request.user)
     form = WhatIfForm(request.POST, prefix="whatif", scope=scope)
     candidates = None
     if form.is_valid():
         try:
-            found, datasets = services.job_what_if(data=form.cleaned_data)
+            found, datasets = placements.job_what_if(data=form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            candidates = [services.candidate_dict(c, datasets=datasets) for c in found]
+            candidates = [candidate_dict(c, datasets=datasets) for c in found]
     status = 200 if form.is_valid() else 400
     if _is_partial(request):
         # htmx swaps only 2xx answers by default; the form errors come back as a 200 partial.
@@ -77,15 +80,37 @@ def what_if(request):
 
 @require_POST
 def place_now(request):
-    """Place every pending job now (operators); the message counts only the jobs the user may see."""
+    """Queue a placement run of every pending job (operators); HTMX gets the run's progress, which polls itself,
+    a browser without JavaScript the run's page."""
     if not request.user.has_perm("scheduler.change_job"):
         raise PermissionDenied
-    report = selectors.place_report_scoped(services.jobs_place(), user=request.user)
-    if report.skipped:
-        messages.warning(request, f"Nothing was placed: {report.skipped}; it places the pending jobs.")
-    else:
-        messages.success(request, f"Placed {len(report.placed)} job(s); {len(report.unplaced)} still pending.")
-    return redirect("scheduler")
+    run = tasks.place_run_start(user=request.user)
+    if _is_partial(request):
+        # A worker that ran it already (eager Celery in development) makes it finished here.
+        return _place_run_partial(request, PlaceRun.objects.get(pk=run.pk))
+    return redirect("scheduler-place-run", pk=run.pk)
+
+
+def place_run(request, pk: int):
+    """A placement run's progress, then what it placed (the user's teams' jobs only); HTMX polls the partial until
+    the run is finished, then stops and tells the queue to refresh."""
+    run = get_object_or_404(PlaceRun, pk=pk)
+    if not _is_partial(request):
+        return render(request, "scheduler/place_run.html", _place_run_context(run, request.user))
+    return _place_run_partial(request, run)
+
+
+def _place_run_context(run: PlaceRun, user) -> dict:
+    return {"run": run, "report": selectors.place_run_report(run, user=user)}
+
+
+def _place_run_partial(request, run: PlaceRun):
+    """The run's progress partial; once it has finished, htmx stops polling and the queue refreshes."""
+    response = render(request, "scheduler/htmx/place_run.html", _place_run_context(run, request.user))
+    if run.finished:
+        response.status_code = HTMX_STOP_POLLING
+        response["HX-Trigger"] = "placed"
+    return response
 
 
 def job_detail(request, pk: int):

@@ -15,7 +15,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
 
 from core.services import api_token_create
-from fleet.demo import demo_fleet_seed
+from devtools.demo.fleet import demo_fleet_seed
 
 MAX_EXAMPLES_PER_OPERATION = 25
 
@@ -100,13 +100,11 @@ def hostile_api(fuzz_headers):
     jobs as well as its fleet, so that every detail operation has a row to address."""
     from rest_framework.test import APIClient
 
-    from billing.budgets import demo_budgets_seed
-    from billing.catalogue import demo_prices_seed
     from billing.models import Discount
-    from billing.reports.delivery import demo_reports_seed
+    from devtools.demo.billing import demo_budgets_seed, demo_prices_seed, demo_reports_seed
+    from devtools.demo.scheduler import demo_scheduler_seed
     from fleet.models import Provider
-    from scheduler.demo import demo_scheduler_seed
-    from scheduler.services import jobs_place
+    from scheduler.placements import jobs_place
 
     demo_prices_seed()
     demo_budgets_seed()

@@ -18,7 +18,7 @@ from core.choices import HeartbeatComponent
 from core.models import Heartbeat
 from core.selectors import process_status_list
 from core.tasks import heartbeat
-from fleet.bench.common import connection_database_url
+from devtools.bench.common import connection_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,7 @@ from config.celery import app
 from config.embedded import filesystem_broker_options
 from core.models import Heartbeat
 from core.tasks import heartbeat
-from fleet.bench.common import connection_database_url
+from devtools.bench.common import connection_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile.demo"

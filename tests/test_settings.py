@@ -84,3 +84,72 @@ def test_an_empty_data_dir_variable_means_the_default_not_the_working_directory(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(ROOT / ".fleetdeck")
+
+
+def make_dev_env(folder: Path, **env: str) -> Path:
+    """Run the Makefile's ``dev-env`` target (what ``make demo`` runs first) in ``folder``; the .env it writes."""
+    subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(folder), "dev-env"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return folder / ".env"
+
+
+def run_without_debug(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``manage.py`` with this environment minus DEBUG (the test's database and broker stay: nothing embedded)."""
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("DEBUG", "FLEETDECK_ENV_FILE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_commands_start_with_the_env_file_make_demo_writes_and_refuse_without_it(tmp_path):
+    env_file = make_dev_env(tmp_path)
+    assert env_file.read_text().splitlines()[1:] == ["DEBUG=true"]  # nothing else from the environment
+
+    with_file = run_without_debug("check", env={"FLEETDECK_ENV_FILE": str(env_file)})
+    assert with_file.returncode == 0, with_file.stderr
+    assert "no issues" in with_file.stdout
+
+    for no_file in (str(tmp_path / "missing.env"), ""):
+        result = run_without_debug("check", env={"FLEETDECK_ENV_FILE": no_file})
+        assert result.returncode != 0
+        assert "production mode" in result.stderr
+
+
+def test_the_environment_wins_over_the_env_file(tmp_path):
+    env_file = make_dev_env(tmp_path)
+    result = run_without_debug("check", env={"FLEETDECK_ENV_FILE": str(env_file), "DEBUG": "false"})
+    assert result.returncode != 0
+    assert "production mode" in result.stderr
+
+
+def test_the_env_file_points_commands_at_the_demos_data_folder(tmp_path):
+    # The embedded database lives under FLEETDECK_DATA_DIR: a demo started with another folder writes it down.
+    env_file = make_dev_env(tmp_path, FLEETDECK_DATA_DIR=str(tmp_path / "data"))
+    assert f"FLEETDECK_DATA_DIR={tmp_path / 'data'}" in env_file.read_text().splitlines()
+    result = run_without_debug(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG, settings.DATA_DIR)",
+        env={"FLEETDECK_ENV_FILE": str(env_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["True", str(tmp_path / "data")]
+
+
+def test_make_demo_leaves_an_env_file_it_did_not_write_alone(tmp_path):
+    (tmp_path / ".env").write_text("SECRET_KEY=the-operators-own\n")
+    env_file = make_dev_env(tmp_path)
+    assert env_file.read_text() == "SECRET_KEY=the-operators-own\n"
+
+
+def test_the_env_file_is_git_ignored_and_not_copied_into_the_image():
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    copied = [line.split()[1:-1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert all(".env" not in sources and "." not in sources for sources in copied), copied

@@ -6,94 +6,14 @@ from ``load_prices`` and ``refresh_prices``. ``?at=YYYY-MM-DD`` lists the prices
 
 from __future__ import annotations
 
-import django_filters as filters
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.choices import LocationClass, PriceSource, PurchaseOption
+from billing.api.common import ProviderKindField
+from billing.filtersets import DiscountFilterSet, EgressRateFilterSet, InstancePriceFilterSet, OnPremCostModelFilterSet
 from billing.models import Discount, EgressRate, InstancePrice, OnPremCostModel
-from billing.rates import PriceBook
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
-from core.filters import FleetdeckFilterSet, StableOrderingFilter
 from fleet.catalog import GPU_SPECS
-from fleet.choices import ProviderKind
-
-CLOUD_KIND_CHOICES = [c for c in ProviderKind.choices if c[0] != ProviderKind.ONPREM]
-
-
-# --- filter sets --------------------------------------------------------------------------------------------
-class InstancePriceFilterSet(FleetdeckFilterSet):
-    """Prices by provider kind, region, type, GPU model and source; ``at`` keeps the rows in force on a day."""
-
-    provider_kind = filters.MultipleChoiceFilter(choices=CLOUD_KIND_CHOICES)
-    source = filters.MultipleChoiceFilter(choices=PriceSource.choices)
-    gpu_model = filters.CharFilter()
-    at = filters.DateFilter(method="filter_at", label="In force on (YYYY-MM-DD)")
-    ordering = StableOrderingFilter(
-        fields=(
-            "provider_kind",
-            "region",
-            "instance_type",
-            "gpu_model",
-            "gpu_count",
-            "on_demand_usd_per_h",
-            "spot_usd_per_h",
-            "effective_from",
-            "source",
-        )
-    )
-
-    class Meta:
-        model = InstancePrice
-        fields = ("region", "instance_type", "effective_from")
-
-    def filter_at(self, queryset, name, value):
-        return queryset.filter(pk__in=PriceBook.load(day=value).in_force_ids())
-
-
-class DiscountFilterSet(FleetdeckFilterSet):
-    applies_to = filters.MultipleChoiceFilter(choices=PurchaseOption.choices)
-    provider_name = filters.CharFilter(field_name="provider__name")
-    ordering = StableOrderingFilter(fields=(("provider__name", "provider"), "percent", "effective_from"))
-
-    class Meta:
-        model = Discount
-        fields = ("provider", "effective_from")
-
-
-class OnPremCostModelFilterSet(FleetdeckFilterSet):
-    site_name = filters.CharFilter(field_name="site__name")
-    ordering = StableOrderingFilter(
-        fields=(("site__name", "site"), ("node__name", "node"), "gpu_model", "effective_from")
-    )
-
-    class Meta:
-        model = OnPremCostModel
-        fields = ("site", "node", "gpu_model", "effective_from")
-
-
-class EgressRateFilterSet(FleetdeckFilterSet):
-    provider_kind = filters.MultipleChoiceFilter(choices=ProviderKind.choices)
-    location_class = filters.MultipleChoiceFilter(choices=LocationClass.choices)
-    ordering = StableOrderingFilter(
-        fields=("provider_kind", "location_class", "tier_start_gb", "usd_per_gb", "effective_from")
-    )
-
-    class Meta:
-        model = EgressRate
-        fields = ("effective_from",)
-
-
-# --- serializers ----------------------------------------------------------------------------------------------
-# Choice sets shared with other apps' fields are documented as strings (as billing.api.spend does): as enums,
-# drf-spectacular would name them after the field and warn about the clash with same-named fields.
-@extend_schema_field({"type": "string", "description": "One of: " + ", ".join(ProviderKind.values) + "."})
-class ProviderKindField(serializers.ChoiceField):
-    """A provider kind (aws, gcp, onprem)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=ProviderKind.choices, **kwargs)
 
 
 class InstancePriceSerializer(ValidatedModelSerializer):

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from billing.filtersets import ReportDeliveryFilterSet, ReportSubscriptionFilterSet
 from billing.models import ReportDelivery, ReportSubscription
 from billing.reports.data import report_data
 from billing.reports.delivery import report_send_now
-from billing.reports.filtersets import ReportDeliveryFilterSet, ReportSubscriptionFilterSet
 from billing.reports.periods import report_period_current, report_period_last
-from billing.reports.queries import report_deliveries_scoped, report_delivery_list, report_subscriptions_scoped
+from billing.reports.queries import report_delivery_list
 from billing.reports.render import report_render
-from billing.scoping import spend_team_scope
+from billing.tasks.reports import report_deliveries_enqueue
 from core.api.permissions import ModelActionPermissions
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
+from fleet.scoping import TeamScopedViewMixin
 
 RECIPIENTS_MAX = 50
 
@@ -71,16 +73,13 @@ class ReportPreviewSerializer(serializers.Serializer):
     html = serializers.CharField(help_text="The email's HTML; the chart is referenced as cid:spend-chart@fleetdeck.")
 
 
-class ReportSubscriptionViewSet(FleetdeckModelViewSet):
-    """Email report subscriptions; operators and admins write, viewers read."""
+class ReportSubscriptionViewSet(TeamScopedViewMixin, FleetdeckModelViewSet):
+    """Email report subscriptions; operators and admins write, viewers read. A viewer limited to teams sees only
+    those teams' subscriptions (others: 404), never whole-fleet ones."""
 
     queryset = ReportSubscription.objects.select_related("team", "created_by")
     serializer_class = ReportSubscriptionSerializer
     filterset_class = ReportSubscriptionFilterSet
-
-    def get_queryset(self):
-        # A viewer limited to teams sees only those teams' subscriptions (others: 404), never whole-fleet ones.
-        return report_subscriptions_scoped(super().get_queryset(), spend_team_scope(self.request.user))
 
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
@@ -89,7 +88,9 @@ class ReportSubscriptionViewSet(FleetdeckModelViewSet):
     @action(detail=True, methods=["post"], url_path="send-now", permission_classes=[ModelActionPermissions])
     def send_now(self, request, pk=None):
         """Queue a manual delivery of the last complete period now (outside the schedule)."""
-        delivery = report_send_now(subscription=self.get_object())
+        with transaction.atomic():
+            delivery = report_send_now(subscription=self.get_object())
+            report_deliveries_enqueue(delivery_ids=[delivery.pk])
         return Response(ReportDeliverySerializer(delivery).data, status=202)
 
     @extend_schema(
@@ -121,15 +122,12 @@ class ReportSubscriptionViewSet(FleetdeckModelViewSet):
         return Response(ReportPreviewSerializer(payload).data)
 
 
-class ReportDeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+class ReportDeliveryViewSet(TeamScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Report deliveries, newest first: filter by subscription and status to find failed sends."""
 
     queryset = report_delivery_list()
     serializer_class = ReportDeliverySerializer
     filterset_class = ReportDeliveryFilterSet
-
-    def get_queryset(self):
-        return report_deliveries_scoped(super().get_queryset(), spend_team_scope(self.request.user))
 
 
 def register(router) -> None:

@@ -1,105 +1,33 @@
-"""Spend API: summaries grouped by any dimension (JSON or CSV), egress by route, egress records, budgets with
-their status this month, budget alerts, the hourly ledger and reconciliation — all within the caller's team
-scope (billing.scoping)."""
+"""Spend API: summaries of a period grouped by any dimension (JSON or CSV), egress by route, and reconciliation
+of the ledger against what AWS billed — within the caller's team scope (fleet.scoping)."""
 
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 from decimal import Decimal
 
-import django_filters as filters
-from django.db.models import Q
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import exceptions, serializers, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors
-from billing.choices import BudgetAlertKind, EgressCause
-from billing.models import Budget, BudgetAlert, EgressRecord, LedgerDay, LedgerEntry
-from billing.scoping import spend_team_scope, teams_in_scope
+from billing.api.common import MAX_PK, MONEY, PERIOD_PARAMETERS, PeriodSerializer, SummaryParamsSerializer, scoped_teams
+from billing.ledger import reconciliation_list
+from billing.models import EgressRecord, LedgerDay
 from core.api.fields import IdField
-from core.api.serializers import ValidatedModelSerializer
-from core.api.views import FleetdeckModelViewSet
 from core.csv import SafeWriter
-from core.filters import FleetdeckFilterSet, StableOrderingFilter
-from fleet.choices import ProviderKind
 from fleet.models import Provider
-
-MAX_PK = 2**31 - 1
-# The bounds live with the check both the API and the spend page use (selectors.period_errors).
-EARLIEST_DAY, LATEST_DAY, MAX_RANGE_DAYS = selectors.EARLIEST_DAY, selectors.LATEST_DAY, selectors.MAX_RANGE_DAYS
-MONEY = {"max_digits": 20, "decimal_places": 6, "read_only": True}
-DECIMAL = serializers.DecimalField(max_digits=20, decimal_places=6)
-
-
-# --- query parameters --------------------------------------------------------------------------------------
-class PeriodSerializer(serializers.Serializer):
-    """``from``/``to`` (UTC days, both inclusive; default this month to today) and ``team`` (repeatable)."""
-
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
-    team = serializers.ListField(child=IdField(max_value=MAX_PK), required=False, max_length=100)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        # "from" is a Python keyword, so the fields are declared under other names.
-        fields["from"], fields["to"] = fields.pop("date_from"), fields.pop("date_to")
-        return fields
-
-    def validate(self, attrs):
-        today = selectors.utc_today()
-        start = attrs.get("from") or selectors.month_start_of(today)
-        last = attrs.get("to") or max(today, start)
-        errors = selectors.period_errors(start=start, last=last)
-        if errors:
-            raise serializers.ValidationError(errors)
-        return {**attrs, "start": start, "end": last + timedelta(days=1), "last": last}
-
-
-class SummaryParamsSerializer(PeriodSerializer):
-    group_by = serializers.ChoiceField(choices=selectors.SPEND_DIMENSIONS, default="provider")
-
-
-PERIOD_PARAMETERS = [
-    OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day (default: the 1st of this month)."),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day, inclusive (default: today)."),
-    OpenApiParameter("team", OpenApiTypes.INT, many=True, description="Team ids (repeat for several)."),
-]
-
-
-def _scoped_teams(request, requested: list[int] | None) -> list[int] | None:
-    """The caller's scope narrowed by ``?team=``; a team outside a limited scope is refused."""
-    scope = spend_team_scope(request.user)
-    if scope is not None and requested and not set(requested) <= set(scope):
-        raise exceptions.PermissionDenied("You can see only the spend of your own teams.")
-    return teams_in_scope(scope=scope, requested=requested)
-
-
-# Choice sets shared with other apps' fields are documented as strings: as enums, drf-spectacular would name
-# them after the field and warn about the clash with same-named fields of other choice sets.
-@extend_schema_field({"type": "string", "description": "One of: " + ", ".join(ProviderKind.values) + "."})
-class ProviderKindField(serializers.ChoiceField):
-    """A provider kind (aws, gcp, onprem)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=ProviderKind.choices, **kwargs)
-
-
-@extend_schema_field({"type": "string", "description": "One of: " + ", ".join(BudgetAlertKind.values) + "."})
-class BudgetAlertKindField(serializers.ChoiceField):
-    """A budget alert kind (threshold, forecast)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=BudgetAlertKind.choices, **kwargs)
+from fleet.scoping import team_scope
 
 
 # --- output serializers ------------------------------------------------------------------------------------
 class SpendFiguresSerializer(serializers.Serializer):
+    """The summed figures of a group or of the whole period."""
+
     compute_usd = serializers.DecimalField(**MONEY)
     energy_usd = serializers.DecimalField(**MONEY)
     total_usd = serializers.DecimalField(**MONEY)
@@ -110,11 +38,15 @@ class SpendFiguresSerializer(serializers.Serializer):
 
 
 class SpendRowSerializer(SpendFiguresSerializer):
+    """One group of a summary: its key, label and figures."""
+
     key = serializers.CharField(allow_null=True, read_only=True, help_text="Id, name or day of the group.")
     label = serializers.CharField(read_only=True)
 
 
 class SpendSummarySerializer(serializers.Serializer):
+    """A period's spend grouped by one dimension, with totals."""
+
     group_by = serializers.CharField(read_only=True)
     date_from = serializers.DateField(read_only=True)
     date_to = serializers.DateField(read_only=True)
@@ -128,6 +60,8 @@ class SpendSummarySerializer(serializers.Serializer):
 
 
 class EgressRouteSerializer(serializers.Serializer):
+    """Egress of one route (source → destination) in the period."""
+
     source = serializers.CharField(read_only=True)
     destination = serializers.CharField(read_only=True)
     bytes = serializers.IntegerField(read_only=True)
@@ -136,6 +70,8 @@ class EgressRouteSerializer(serializers.Serializer):
 
 
 class EgressSummarySerializer(serializers.Serializer):
+    """A period's egress by route, with the total $."""
+
     date_from = serializers.DateField(read_only=True)
     date_to = serializers.DateField(read_only=True)
     routes = EgressRouteSerializer(many=True, read_only=True)
@@ -148,6 +84,8 @@ class EgressSummarySerializer(serializers.Serializer):
 
 
 class ReconciliationRowSerializer(serializers.Serializer):
+    """One day of one account: the ledger's estimate against what AWS billed."""
+
     day = serializers.DateField(read_only=True)
     estimated_usd = serializers.DecimalField(**MONEY)
     billed_usd = serializers.DecimalField(**MONEY, allow_null=True)
@@ -205,7 +143,7 @@ class SpendSummaryView(APIView):
         params = SummaryParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         p = params.validated_data
-        teams = _scoped_teams(request, p.get("team"))
+        teams = scoped_teams(request, p.get("team"))
         period = {"start": p["start"], "end": p["end"], "teams": teams}
         summary = {
             "group_by": p["group_by"],
@@ -231,7 +169,7 @@ class EgressSummaryView(APIView):
         params = PeriodSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         p = params.validated_data
-        period = {"start": p["start"], "end": p["end"], "teams": _scoped_teams(request, p.get("team"))}
+        period = {"start": p["start"], "end": p["end"], "teams": scoped_teams(request, p.get("team"))}
         summary = {
             "date_from": p["start"],
             "date_to": p["last"],
@@ -242,6 +180,8 @@ class EgressSummaryView(APIView):
 
 
 class ReconciliationParamsSerializer(PeriodSerializer):
+    """The period parameters and the provider (AWS account) to reconcile."""
+
     provider = IdField(max_value=MAX_PK)
 
     def validate_provider(self, value):
@@ -267,9 +207,7 @@ class ReconciliationView(APIView):
         responses={200: ReconciliationRowSerializer(many=True)},
     )
     def get(self, request):
-        from billing.ledger import reconciliation_list
-
-        if spend_team_scope(request.user) is not None:
+        if team_scope(request.user) is not None:
             raise exceptions.PermissionDenied("Reconciliation covers whole accounts; you see your teams only.")
         params = ReconciliationParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -278,286 +216,8 @@ class ReconciliationView(APIView):
         return Response(ReconciliationRowSerializer(rows, many=True).data)
 
 
-# --- model endpoints ---------------------------------------------------------------------------------------
-class PeriodFilterSet(FleetdeckFilterSet):
-    """``from``/``to`` (UTC days, inclusive) on the model's time field, named by ``time_field``."""
-
-    time_field = "occurred_at"
-
-    def filter_from(self, queryset, name, value):
-        return queryset.filter(**{f"{self.time_field}__gte": selectors._day_bounds(value, value)[0]})
-
-    def filter_to(self, queryset, name, value):
-        if value >= LATEST_DAY:
-            return queryset
-        return queryset.filter(**{f"{self.time_field}__lt": selectors._day_bounds(value + timedelta(days=1), value)[0]})
-
-    # "from" is a Python keyword: declared through the class namespace.
-    locals()["from"] = filters.DateFilter(method="filter_from", label="From (UTC day)")
-    locals()["to"] = filters.DateFilter(method="filter_to", label="To (UTC day, inclusive)")
-
-
-class EgressRecordFilterSet(PeriodFilterSet):
-    cause = filters.MultipleChoiceFilter(choices=EgressCause.choices)
-    ordering = StableOrderingFilter(fields=("occurred_at", "usd", "bytes"))
-
-    class Meta:
-        model = EgressRecord
-        fields = ("team", "project", "source", "destination", "planned")
-
-
-class LedgerEntryFilterSet(PeriodFilterSet):
-    time_field = "hour"
-    ordering = StableOrderingFilter(fields=("hour", "compute_usd", "idle_usd", "node"))
-
-    class Meta:
-        model = LedgerEntry
-        fields = ("node", "team", "project", "site", "provider", "lifecycle")
-
-
-class BudgetFilterSet(FleetdeckFilterSet):
-    ordering = StableOrderingFilter(fields=("monthly_usd", "created"))
-
-    class Meta:
-        model = Budget
-        fields = ("team", "project")
-
-
-class BudgetAlertFilterSet(FleetdeckFilterSet):
-    kind = filters.MultipleChoiceFilter(choices=BudgetAlertKind.choices)
-    ordering = StableOrderingFilter(fields=("month", "created", "sent_at"))
-
-    class Meta:
-        model = BudgetAlert
-        fields = ("budget", "month")
-
-
-class EgressRecordSerializer(ValidatedModelSerializer):
-    source_provider_kind = ProviderKindField()
-
-    class Meta:
-        model = EgressRecord
-        fields = (
-            "id",
-            "occurred_at",
-            "source",
-            "destination",
-            "source_provider_kind",
-            "location_class",
-            "bytes",
-            "usd",
-            "cause",
-            "planned",
-            "team",
-            "project",
-            "placement",
-            "dataset",
-            "external_key",
-        )
-        read_only_fields = ("cause", "planned", "placement", "dataset", "external_key")
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        team = attrs.get("team", getattr(self.instance, "team", None))
-        project = attrs.get("project", getattr(self.instance, "project", None))
-        if team and project and project.team_id != team.pk:
-            raise serializers.ValidationError({"project": "This project belongs to another team."})
-        scope = self.context.get("scope")
-        if scope is not None and (team is None or team.pk not in scope):
-            raise serializers.ValidationError({"team": "Choose one of your own teams."})
-        return attrs
-
-
-class BudgetSerializer(ValidatedModelSerializer):
-    month_spend_usd = serializers.SerializerMethodField()
-    month_forecast_usd = serializers.SerializerMethodField()
-    month_pct = serializers.SerializerMethodField()
-    state = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Budget
-        fields = (
-            "id",
-            "team",
-            "project",
-            "monthly_usd",
-            "thresholds_pct",
-            "alert_on_forecast",
-            "recipients",
-            "created",
-            "month_spend_usd",
-            "month_forecast_usd",
-            "month_pct",
-            "state",
-        )
-
-    def _status(self, budget: Budget) -> selectors.BudgetStatus:
-        statuses = self.context.setdefault("statuses", {})
-        if budget.pk not in statuses:
-            statuses.update(budget_statuses([budget]))
-        return statuses[budget.pk]
-
-    @extend_schema_field(DECIMAL)
-    def get_month_spend_usd(self, budget) -> str:
-        return str(self._status(budget).spend_usd)
-
-    @extend_schema_field(DECIMAL)
-    def get_month_forecast_usd(self, budget) -> str:
-        return str(self._status(budget).forecast_usd)
-
-    @extend_schema_field(DECIMAL)
-    def get_month_pct(self, budget) -> str:
-        return str(self._status(budget).pct)
-
-    def get_state(self, budget) -> str:
-        return self._status(budget).state
-
-    def validate_thresholds_pct(self, value):
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError("Each threshold once.")
-        return sorted(value)
-
-
-def budget_statuses(budgets: list[Budget]) -> dict[int, selectors.BudgetStatus]:
-    """This month's status of each budget, in two queries whatever their number."""
-    start, end, today = selectors.month_period(month=selectors.utc_today())
-    spend = selectors.budget_spend(budgets=budgets, start=start, end=end)
-    return {b.pk: selectors.budget_status(budget=b, spend_usd=spend[b.pk], month=start, today=today) for b in budgets}
-
-
-class BudgetAlertSerializer(serializers.ModelSerializer):
-    kind = BudgetAlertKindField(read_only=True)
-
-    class Meta:
-        model = BudgetAlert
-        fields = (
-            "id",
-            "budget",
-            "month",
-            "kind",
-            "threshold_pct",
-            "spend_usd",
-            "forecast_usd",
-            "created",
-            "sent_at",
-            "last_error",
-        )
-        read_only_fields = fields
-
-
-class LedgerEntrySerializer(serializers.ModelSerializer):
-    provider_kind = ProviderKindField(read_only=True)
-
-    class Meta:
-        model = LedgerEntry
-        fields = (
-            "id",
-            "node",
-            "hour",
-            "provider",
-            "provider_kind",
-            "site",
-            "team",
-            "project",
-            "gpu_model",
-            "lifecycle",
-            "gpu_count",
-            "active_s",
-            "rate_usd_per_h",
-            "compute_usd",
-            "energy_kwh",
-            "energy_usd",
-            "gpu_hours",
-            "idle_gpu_hours",
-            "idle_usd",
-            "priced",
-        )
-        read_only_fields = fields
-
-
-class TeamScopedMixin:
-    """Limits the queryset to the caller's team scope (``team_field`` names the team of a row)."""
-
-    team_field = "team_id"
-
-    def scope(self) -> list[int] | None:
-        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
-            return None
-        if not hasattr(self, "_scope"):
-            self._scope = spend_team_scope(self.request.user)
-        return self._scope
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        scope = self.scope()
-        if scope is None:
-            return queryset
-        return queryset.filter(**{f"{self.team_field}__in": scope})
-
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "scope": self.scope()}
-
-
-class EgressRecordViewSet(TeamScopedMixin, FleetdeckModelViewSet):
-    """Egress records; records entered here are manual (placements and Cost Explorer write their own)."""
-
-    queryset = EgressRecord.objects.all()
-    serializer_class = EgressRecordSerializer
-    filterset_class = EgressRecordFilterSet
-
-    def perform_create(self, serializer):
-        serializer.save(cause=EgressCause.MANUAL)
-
-
-class BudgetViewSet(TeamScopedMixin, FleetdeckModelViewSet):
-    """Monthly budgets of teams and projects, with this month's spend, forecast, % and state (read-only)."""
-
-    queryset = Budget.objects.select_related("team", "project")
-    serializer_class = BudgetSerializer
-    filterset_class = BudgetFilterSet
-
-    def get_queryset(self):
-        scope = self.scope()
-        queryset = self.queryset.all()
-        if scope is not None:
-            queryset = queryset.filter(Q(team_id__in=scope) | Q(project__team_id__in=scope))
-        return queryset
-
-    def get_serializer(self, *args, **kwargs):
-        if args and isinstance(args[0], list):  # a list page: every status in two queries
-            kwargs.setdefault("context", self.get_serializer_context())["statuses"] = budget_statuses(args[0])
-        return super().get_serializer(*args, **kwargs)
-
-
-class BudgetAlertViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
-    """Alerts sent (or due) for budgets: one per budget, month, kind and threshold."""
-
-    queryset = BudgetAlert.objects.all()
-    serializer_class = BudgetAlertSerializer
-    filterset_class = BudgetAlertFilterSet
-
-    def get_queryset(self):
-        scope = self.scope()
-        queryset = self.queryset.all()
-        if scope is not None:
-            queryset = queryset.filter(Q(budget__team_id__in=scope) | Q(budget__project__team_id__in=scope))
-        return queryset
-
-
-class LedgerEntryViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
-    """The hourly cost ledger, one row per node and hour, newest first."""
-
-    queryset = LedgerEntry.objects.all()
-    serializer_class = LedgerEntrySerializer
-    filterset_class = LedgerEntryFilterSet
-
-
 def register(router) -> None:
-    """Add the spend viewsets to ``router``."""
-    router.register("egress-records", EgressRecordViewSet)
-    router.register("budgets", BudgetViewSet)
-    router.register("budget-alerts", BudgetAlertViewSet)
-    router.register("ledger", LedgerEntryViewSet, basename="ledgerentry")
+    """The spend endpoints are plain views (urlpatterns): nothing to add to the router."""
 
 
 urlpatterns = [

@@ -1,8 +1,9 @@
-"""Routes of the billing API, registered on the project's /api/v1/ router: prices, spend and reports."""
+"""Routes of the billing API, registered on the project's /api/v1/ router: prices, spend, the ledger and egress
+records, budgets and reports (one module per resource)."""
 
-from billing.api import prices, reports, spend
+from billing.api import budgets, ledger, prices, reports, spend
 
-API_MODULES = (prices, spend, reports)
+API_MODULES = (prices, spend, ledger, budgets, reports)
 
 
 def register(router) -> None:

@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from billing.choices import BudgetAlertKind, DeliveryStatus, ReportPeriod
 from core.validators import validate_one_line
+from fleet.scoping import TeamScopedQuerySet
 
 
 def default_thresholds() -> list[int]:
@@ -32,6 +33,9 @@ class Budget(models.Model):
     alert_on_forecast = models.BooleanField(default=True, help_text="Alert when the month-end forecast is over.")
     recipients = ArrayField(models.EmailField(), default=list, blank=True, help_text="Who gets the alerts.")
     created = models.DateTimeField(auto_now_add=True)
+
+    team_scope_fields = ("team", "project__team")  # fleet.scoping: the team of a row
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("team__name", "project__name", "pk")
@@ -74,6 +78,9 @@ class BudgetAlert(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
 
+    team_scope_fields = ("budget__team", "budget__project__team")  # fleet.scoping: the team of a row
+    objects = TeamScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ("-month", "budget_id", "kind", "threshold_pct")
         constraints = [
@@ -105,6 +112,8 @@ class ReportSubscription(models.Model):
         "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
     created = models.DateTimeField(auto_now_add=True)
+
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("name", "pk")
@@ -140,6 +149,9 @@ class ReportDelivery(models.Model):
         help_text="Sent again after a send that may have reached the mail server: a possible duplicate, "
         "with the same Message-ID.",
     )
+
+    team_scope_fields = ("subscription__team",)  # fleet.scoping: the team of a row
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("-created", "-pk")

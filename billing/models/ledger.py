@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from billing.choices import EgressCause
 from fleet.choices import NodeLifecycle, ProviderKind
+from fleet.scoping import TeamScopedQuerySet
 
 money = {"max_digits": 16, "decimal_places": 6}
 
@@ -40,11 +41,13 @@ class LedgerEntry(models.Model):
     idle_usd = models.DecimalField(**money, help_text="The part of compute $ paid for idle GPUs.")
     priced = models.BooleanField(default=True, help_text="False when no price or cost model covered this hour.")
 
+    objects = TeamScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ("-hour", "node_id")
         verbose_name_plural = "ledger entries"
         # Operators and admins hold it (all billing permissions); a viewer who is a member of teams and lacks
-        # it sees only those teams' spend (billing.scoping).
+        # it sees only those teams' spend (fleet.scoping).
         permissions = [("spend_all_teams", "Can see the spend of every team")]
         constraints = [
             models.UniqueConstraint(fields=("node", "hour"), name="%(app_label)s_%(class)s_unique_node_hour"),
@@ -79,6 +82,8 @@ class LedgerDay(models.Model):
     idle_usd = models.DecimalField(**money)
     total_usd = models.DecimalField(**money, help_text="compute + energy.")
 
+    objects = TeamScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ("-day", "provider_id", "site_id")
         constraints = [
@@ -105,6 +110,8 @@ class LedgerNodeDay(models.Model):
     idle_usd = models.DecimalField(**money)
     idle_gpu_hours = models.DecimalField(**money)
     total_usd = models.DecimalField(**money)
+
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("-day", "node_id")
@@ -142,6 +149,8 @@ class EgressRecord(models.Model):
     external_key = models.CharField(
         max_length=200, blank=True, help_text="Idempotency key of an imported record (e.g. day + usage type)."
     )
+
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("-occurred_at", "-pk")

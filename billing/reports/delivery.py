@@ -107,14 +107,6 @@ def report_deliveries_stale(*, now: datetime) -> list[int]:
     return list(ReportDelivery.objects.filter(pending | sending | failed).order_by("pk").values_list("pk", flat=True))
 
 
-def report_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
-    """Enqueue ``report_deliver`` for each delivery once the current transaction commits."""
-    from billing.tasks.reports import report_deliver  # the tasks module imports this one
-
-    for delivery_id in delivery_ids:
-        transaction.on_commit(lambda pk=delivery_id: report_deliver.delay(pk))
-
-
 def _message_id(delivery: ReportDelivery) -> str:
     """A new Message-ID for a delivery (chosen once, then stored): its id, and a random part so that a database
     started afresh (the demo's) never repeats an earlier report's. Short enough not to be folded."""
@@ -210,20 +202,7 @@ def report_delivery_send(*, delivery_id: int, now: datetime | None = None) -> Re
 
 
 def report_send_now(*, subscription: ReportSubscription, now: datetime | None = None) -> ReportDelivery:
-    """'Send now': a manual delivery of the subscription's last complete period, enqueued after commit."""
+    """'Send now': a new manual delivery of the subscription's last complete period. The caller enqueues it
+    (billing.tasks.reports.report_deliveries_enqueue, after commit): services never enqueue tasks."""
     start, end = report_period_last(period=subscription.period, now=now or timezone.now())
-    with transaction.atomic():
-        delivery = ReportDelivery.objects.create(
-            subscription=subscription, period_start=start, period_end=end, manual=True
-        )
-        report_deliveries_enqueue(delivery_ids=[delivery.pk])
-    return delivery
-
-
-def demo_reports_seed() -> ReportSubscription:
-    """The demo's weekly whole-fleet report to finance@example.com (idempotent)."""
-    subscription, _ = ReportSubscription.objects.get_or_create(
-        name="Weekly fleet cost report",
-        defaults={"recipients": ["finance@example.com"], "period": ReportPeriod.WEEKLY, "team": None},
-    )
-    return subscription
+    return ReportDelivery.objects.create(subscription=subscription, period_start=start, period_end=end, manual=True)

@@ -1,4 +1,5 @@
-"""Reads of report subscriptions and deliveries for the pages and the API."""
+"""Reads of report subscriptions and deliveries for the pages and the API (scope them with ``.restrict(user)``,
+fleet.scoping: a viewer limited to teams sees only those teams' subscriptions, never whole-fleet ones)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,6 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from billing.models import ReportDelivery, ReportSubscription
 
 RECENT_DELIVERIES = 20
-
-
-def report_subscriptions_scoped(queryset: QuerySet[ReportSubscription], scope: list[int] | None):
-    """``queryset`` limited to a spend scope (billing.scoping.spend_team_scope): a scoped viewer sees only the
-    subscriptions of their teams, never whole-fleet ones (they would show every team's spend)."""
-    return queryset if scope is None else queryset.filter(team_id__in=scope)
-
-
-def report_deliveries_scoped(queryset: QuerySet[ReportDelivery], scope: list[int] | None):
-    """``queryset`` limited to the deliveries of the subscriptions a spend scope may see."""
-    return queryset if scope is None else queryset.filter(subscription__team_id__in=scope)
 
 
 def report_subscription_list() -> QuerySet[ReportSubscription]:

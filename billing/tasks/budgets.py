@@ -6,8 +6,6 @@ from celery import shared_task
 
 from billing import budgets
 
-BUDGET_ALERTS_INTERVAL_S = 3600
-
 
 @shared_task(name="billing.tasks.budget_alerts_check")
 def budget_alerts_check() -> int:

@@ -1,4 +1,8 @@
-"""Celery tasks of the email reports (queue ``reports``): find due deliveries, send one delivery."""
+"""Celery tasks of the email reports (queue ``reports``): find due deliveries, send one delivery; and
+``report_deliveries_enqueue``, which the task, the page and the API use to enqueue the deliveries the services
+(billing.reports.delivery) created."""
+
+from functools import partial
 
 from celery import shared_task
 from django.db import transaction
@@ -7,12 +11,10 @@ from django.utils import timezone
 from billing.reports.delivery import (
     REPORT_SEND_ERRORS,
     report_deliveries_due,
-    report_deliveries_enqueue,
     report_deliveries_stale,
     report_delivery_send,
 )
 
-REPORT_SEND_DUE_INTERVAL_S = 15 * 60
 REPORT_DELIVER_MAX_RETRIES = 8
 
 
@@ -39,3 +41,9 @@ def report_deliver(delivery_id: int) -> None:
     """Send one delivery (no-op once sent); every error is recorded on the row; SMTP and network errors are
     retried here with backoff, and report_send_due enqueues failed rows again later (report_deliveries_stale)."""
     report_delivery_send(delivery_id=delivery_id)
+
+
+def report_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
+    """Enqueue ``report_deliver`` for each delivery once the current transaction commits."""
+    for delivery_id in delivery_ids:
+        transaction.on_commit(partial(report_deliver.delay, delivery_id))

@@ -1,0 +1,1 @@
+"""Pages of the billing app: spend and reports."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -15,31 +16,26 @@ from billing.models import ReportSubscription
 from billing.reports.data import report_data
 from billing.reports.delivery import report_send_now
 from billing.reports.periods import report_period_current, report_period_last
-from billing.reports.queries import (
-    RECENT_DELIVERIES,
-    report_deliveries_scoped,
-    report_delivery_list,
-    report_subscription_list,
-    report_subscriptions_scoped,
-)
+from billing.reports.queries import RECENT_DELIVERIES, report_delivery_list, report_subscription_list
 from billing.reports.render import report_render
-from billing.scoping import spend_team_scope
+from billing.tasks.reports import report_deliveries_enqueue
+from fleet.scoping import team_scope
 
 PREVIEW_CHOICES = {"last": "Last complete period", "current": "Current period so far"}
 
 
 def _subscriptions(request):
-    """The subscriptions the user may see: a viewer limited to teams sees only those teams' (billing.scoping)."""
-    return report_subscriptions_scoped(ReportSubscription.objects.all(), spend_team_scope(request.user))
+    """The subscriptions the user may see: a viewer limited to teams sees only those teams' (fleet.scoping)."""
+    return ReportSubscription.objects.restrict(request.user)
 
 
 @permission_required("billing.view_reportsubscription", raise_exception=True)
 def report_list(request):
     """Subscriptions with their latest delivery (failed ones with their error) and the recent deliveries."""
-    scope = spend_team_scope(request.user)
+    scope = team_scope(request.user)  # once for both lists
     context = {
-        "subscriptions": report_subscriptions_scoped(report_subscription_list(), scope),
-        "deliveries": report_deliveries_scoped(report_delivery_list(), scope)[:RECENT_DELIVERIES],
+        "subscriptions": report_subscription_list().for_teams(scope),
+        "deliveries": report_delivery_list().for_teams(scope)[:RECENT_DELIVERIES],
     }
     return render(request, "billing/report_list.html", context)
 
@@ -111,7 +107,9 @@ def report_preview(request, pk: int):
 def report_send(request, pk: int):
     """'Send now': enqueue a manual delivery of the last complete period."""
     subscription = get_object_or_404(_subscriptions(request), pk=pk)
-    delivery = report_send_now(subscription=subscription)
+    with transaction.atomic():
+        delivery = report_send_now(subscription=subscription)
+        report_deliveries_enqueue(delivery_ids=[delivery.pk])
     messages.success(
         request,
         f"Report “{subscription}” for {delivery.period_start:%Y-%m-%d} – {delivery.period_end:%Y-%m-%d} queued "

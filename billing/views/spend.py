@@ -14,8 +14,8 @@ from django.urls import path
 
 from billing import selectors
 from billing.money import usd_cents
-from billing.scoping import spend_team_scope, teams_in_scope
 from fleet.models import Team
+from fleet.scoping import team_scope, teams_in_scope
 
 MAX_RANGE_DAYS = selectors.MAX_RANGE_DAYS
 # The top idle-cost nodes group the per-node daily sums (LedgerNodeDay: a row per node and day, ~30 per node a
@@ -95,7 +95,7 @@ def _teams_key(teams: list[int] | None) -> str:
 def _filtered(request) -> tuple[SpendFilterForm, tuple[list[int] | None, list[int] | None], date]:
     """The filter form bound to the query (or to the defaults), (the viewer's scope, the teams the form selects
     within it), and today."""
-    scope = spend_team_scope(request.user)
+    scope = team_scope(request.user)
     today = selectors.utc_today()
     form = SpendFilterForm(request.GET or {}, scope=scope, today=today)
     teams = None

@@ -1,0 +1,1 @@
+"""The REST API base every app builds on: authentication, permissions, pagination, routing, schema."""

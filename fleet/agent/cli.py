@@ -68,18 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure-no-auth", action="store_true", help="serve /metrics to anyone (for a trusted network only)"
     )
     parser.add_argument("--hostname", help="the Hostname label (default: this machine's host name)")
-    parser.add_argument(
-        "--fake-nvml",
-        metavar="PROFILE",
-        help="simulate GPUs instead of reading NVML: dgx-h100, a100-mig, g5 or t4",
-    )
-    parser.add_argument("--fake-seed", type=int, default=0, help="seed of the simulated GPUs (default 0)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run the agent until SIGTERM or Ctrl-C; the exit status (2 for a usage error)."""
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *, nvml=None) -> int:
+    """Run the agent until SIGTERM or Ctrl-C; the exit status (2 for a usage error).
+
+    ``nvml`` is what the collector reads instead of ``pynvml`` (``python -m devtools.fake_agent`` passes a fake).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -89,10 +86,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             raise UsageError(f"no token: pass --token-file PATH or set ${TOKEN_ENV} (or --insecure-no-auth)")
         if token is not None and args.insecure_no_auth:
             raise UsageError("--insecure-no-auth and a token contradict each other; pick one")
-        nvml = _nvml(args.fake_nvml, args.fake_seed)
     except UsageError as exc:
         print(f"fleet.agent: error: {exc}", file=sys.stderr)
         return 2
+
+    if nvml is None:
+        import pynvml as nvml
 
     collector = Collector(nvml, hostname=args.hostname)
     try:
@@ -117,19 +116,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         server.server_close()
         collector.close()
     return 0
-
-
-def _nvml(fake_profile: str | None, seed: int):
-    if fake_profile is None:
-        import pynvml
-
-        return pynvml
-    from fleet.agent.fake_nvml import FakeNvml
-
-    try:
-        return FakeNvml.from_profile(fake_profile, seed=seed)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -120,7 +120,7 @@ class Collector:
     """Reads every GPU through an injected NVML object; survives lost GPUs and a missing or failing driver.
 
     ``nvml`` is the pynvml module (default) or any object with its functions, such as
-    ``fleet.agent.fake_nvml.FakeNvml``; errors must be pynvml.NVMLError. Safe to call from several threads.
+    ``devtools.fake_nvml.FakeNvml``; errors must be pynvml.NVMLError. Safe to call from several threads.
     """
 
     def __init__(

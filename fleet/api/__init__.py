@@ -1,0 +1,1 @@
+"""REST API of the fleet app: serializers, viewsets and their routes under /api/v1/."""

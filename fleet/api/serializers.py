@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from core.api.serializers import ValidatedModelSerializer
-from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, Team
+from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
 
 
 class ProviderSerializer(ValidatedModelSerializer):
@@ -151,3 +151,30 @@ class SyncReportSerializer(serializers.Serializer):
     provider = serializers.CharField()
     ok = serializers.BooleanField()
     scopes = ScopeReportSerializer(many=True)
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    """A sync run as the client polls it: its status, then the report per scope or why it failed."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="api:syncrun-detail", help_text="Poll this until finished.")
+    provider_name = serializers.CharField(source="provider.name", read_only=True)
+    finished = serializers.BooleanField(read_only=True, help_text="Done or failed: polling can stop.")
+    report = SyncReportSerializer(read_only=True, allow_null=True, help_text="What each scope did, once done.")
+
+    class Meta:
+        model = SyncRun
+        fields = (
+            "id",
+            "url",
+            "provider",
+            "provider_name",
+            "status",
+            "finished",
+            "force",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "report",
+            "error",
+        )
+        read_only_fields = fields

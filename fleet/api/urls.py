@@ -12,3 +12,4 @@ def register(router) -> None:
     router.register("nodes", views.NodeViewSet)
     router.register("gpus", views.GPUViewSet)
     router.register("inventory-scopes", views.InventoryScopeViewSet)
+    router.register("sync-runs", views.SyncRunViewSet)

@@ -1,7 +1,7 @@
 """REST API viewsets of the fleet app."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -10,8 +10,9 @@ from core.api.views import FleetdeckModelViewSet
 from fleet import filtersets, selectors
 from fleet.api import serializers
 from fleet.api.telemetry import PollReportSerializer
-from fleet.inventory.sync import ADAPTERS, inventory_sync
-from fleet.models import GPU, Project, Provider, Site, Team
+from fleet.inventory.sync import ADAPTERS
+from fleet.inventory.tasks import sync_run_start
+from fleet.models import GPU, Project, Provider, Site, SyncRun, Team
 from fleet.telemetry.poll import POLLED_STATES, telemetry_poll
 
 
@@ -20,17 +21,23 @@ class ProviderViewSet(FleetdeckModelViewSet):
     serializer_class = serializers.ProviderSerializer
     filterset_class = filtersets.ProviderFilterSet
 
-    @extend_schema(request=None, responses={200: serializers.SyncReportSerializer})
+    @extend_schema(
+        request=None,
+        responses={202: serializers.SyncRunSerializer},
+        description="Queue a sync of this provider's cloud inventory (backoff ignored) for a worker. The answer is "
+        "the sync run: poll GET /api/v1/sync-runs/{id}/ (its `url`, also the Location header) until `finished`.",
+    )
     @action(detail=True, methods=["post"], permission_classes=[ModelActionPermissions])
     def sync(self, request, pk=None):
-        """Sync this provider's cloud inventory now (backoff ignored) and return what each scope did."""
+        """Queue a sync of this provider's cloud inventory now (backoff ignored); answer 202 with the run to poll."""
         provider = self.get_object()
         if provider.kind not in ADAPTERS:
             raise exceptions.ValidationError({"kind": "On-prem providers have no cloud inventory; import nodes."})
         if not provider.enabled:
             raise exceptions.ValidationError({"enabled": "This provider is disabled; enable it to sync."})
-        report = inventory_sync(provider=provider, force=True)
-        return Response(serializers.SyncReportSerializer(report).data)
+        run = sync_run_start(provider=provider)
+        data = serializers.SyncRunSerializer(run, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
 class SiteViewSet(FleetdeckModelViewSet):
@@ -79,3 +86,11 @@ class InventoryScopeViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.inventory_scope_list()
     serializer_class = serializers.InventoryScopeSerializer
     filterset_class = filtersets.InventoryScopeFilterSet
+
+
+class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Syncs asked for through POST /providers/{id}/sync/, newest first: poll one until it is finished."""
+
+    queryset = SyncRun.objects.select_related("provider")
+    serializer_class = serializers.SyncRunSerializer
+    filterset_class = filtersets.SyncRunFilterSet

@@ -6,8 +6,9 @@ from celery import shared_task
 from django.db import transaction
 
 from fleet.choices import ProviderKind
+from fleet.inventory.runs import sync_run_execute
 from fleet.inventory.sync import inventory_sync
-from fleet.models import Provider
+from fleet.models import Provider, SyncRun
 
 # A sync lists every region with bounded timeouts and retries; past this the worker is stuck, not slow.
 SYNC_SOFT_TIME_LIMIT_S = 600
@@ -39,3 +40,21 @@ def inventory_sync_provider(provider_id: int) -> dict | None:
         return None
     # Cloud errors are recorded per scope with backoff by the service, so nothing here is worth a retry.
     return inventory_sync(provider=provider).as_dict()
+
+
+@shared_task(
+    name="fleet.tasks.inventory_sync_run",
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT_S,
+    time_limit=SYNC_TIME_LIMIT_S,
+)
+def inventory_sync_run(run_id: int) -> None:
+    """Run a sync asked for through the API (a SyncRun) and record its report on the run."""
+    sync_run_execute(run_id)
+
+
+def sync_run_start(*, provider: Provider) -> SyncRun:
+    """Record a sync of ``provider`` that ignores backoff and enqueue it once the transaction commits."""
+    run = SyncRun.objects.create(provider=provider, force=True)
+    transaction.on_commit(partial(inventory_sync_run.delay, run.pk))
+    return run

@@ -10,8 +10,16 @@ from django.core.validators import MinValueValidator, RegexValidator, URLValidat
 from django.db import models
 from django.db.models import Q
 
+from core.choices import RunStatus
 from core.validators import validate_one_line
-from fleet.choices import CLOUD_LIFECYCLES, Continent, NodeLifecycle, NodeSource, NodeState, ProviderKind
+from fleet.choices import (
+    CLOUD_LIFECYCLES,
+    Continent,
+    NodeLifecycle,
+    NodeSource,
+    NodeState,
+    ProviderKind,
+)
 from fleet.validators import (
     AWS_ACCOUNT_RE,
     GCP_PROJECT_RE,
@@ -354,3 +362,31 @@ class InventoryScope(models.Model):
     @property
     def ok(self) -> bool:
         return self.consecutive_failures == 0 and self.last_success_at is not None
+
+
+class SyncRun(models.Model):
+    """One sync of a provider's cloud inventory asked for through the API: queued for a worker, then its report.
+
+    ``POST /api/v1/providers/{id}/sync/`` creates it and answers 202; the client polls
+    ``GET /api/v1/sync-runs/{id}/`` until ``status`` is done (``report`` per scope) or failed (``error``).
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="sync_runs")
+    force = models.BooleanField(default=True, help_text="Scopes backing off after failures are synced too.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    report = models.JSONField(null=True, blank=True, help_text="What each scope did, once done.")
+    error = models.TextField(blank=True, help_text="Why the sync could not run or finish, once failed.")
+
+    class Meta:
+        ordering = ("-requested_at", "-pk")
+        indexes = [models.Index(fields=("provider", "-requested_at"))]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name} sync #{self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (RunStatus.DONE, RunStatus.FAILED)

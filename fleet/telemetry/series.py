@@ -151,3 +151,18 @@ def fleet_series(*, window: Window) -> dict[str, list[dict]]:
 
 def _num(value) -> float | None:
     return None if value is None else round(float(value), 2)
+
+
+def node_power_avg_w(*, node_ids: list[int], since: datetime) -> dict[int, float]:
+    """Average measured power per GPU of each node since ``since``, from the hourly roll-ups (GPUs not lost);
+    nodes without a measured hour are absent."""
+    if not node_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT g.node_id, AVG(h.power_avg_w) FROM fleet_gpu_hour h JOIN fleet_gpu g ON g.id = h.gpu_id "
+            "WHERE h.hour >= %s AND g.node_id = ANY(%s) AND NOT g.lost AND h.power_avg_w IS NOT NULL "
+            "GROUP BY g.node_id",
+            [since, list(node_ids)],
+        )
+        return {node_id: float(watts) for node_id, watts in cursor.fetchall()}

@@ -1,0 +1,1 @@
+"""The scheduler's REST API: serializers, viewsets and the routes they register on /api/v1/."""

@@ -10,8 +10,10 @@ from core.api.fields import StrictPrimaryKeyRelatedField
 from core.api.serializers import ValidatedModelSerializer
 from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
+from scheduler import selectors
 from scheduler.datasets import dataset_location, dataset_place_resolve
-from scheduler.models import Dataset, Job, Placement
+from scheduler.jobs import TRANSITIONS
+from scheduler.models import Dataset, Job, Placement, PlaceRun
 
 PRIORITY_RANGE = (-1000, 1000)
 MAX_GPUS_PER_JOB = 1024
@@ -149,7 +151,7 @@ class JobSerializer(ValidatedModelSerializer):
         )
         if current is not None and "team" in attrs and attrs["team"] != current.team:
             errors["team"] = "A job's team cannot change; submit a new job."
-        scope = self.context.get("scope")  # the caller's teams (billing.scoping); None: every team
+        scope = self.context.get("scope")  # the caller's teams (fleet.scoping); None: every team
         if scope is not None and attrs.get("team") is not None and attrs["team"].pk not in scope:
             errors["team"] = "Choose one of your own teams."
         if errors:
@@ -173,9 +175,7 @@ class WhatIfSerializer(JobSerializer):
 
 
 def transition_targets() -> tuple[str, ...]:
-    """Every state a transition can move a job to (services.TRANSITIONS), in first-seen order."""
-    from scheduler.services import TRANSITIONS
-
+    """Every state a transition can move a job to (scheduler.jobs.TRANSITIONS), in first-seen order."""
     return tuple(dict.fromkeys(state for targets in TRANSITIONS.values() for state in targets))
 
 
@@ -217,6 +217,24 @@ class PlaceReportSerializer(serializers.Serializer):
     launches = serializers.IntegerField()
     method = serializers.CharField()
     skipped = serializers.CharField(help_text="Why the run did nothing (another run in progress); empty if it ran.")
+
+
+class PlaceRunSerializer(serializers.ModelSerializer):
+    """A placement run as the client polls it: its status, then its report (the caller's teams' jobs only)."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="api:placerun-detail", help_text="Poll this until finished.")
+    finished = serializers.BooleanField(read_only=True, help_text="Done or failed: polling can stop.")
+    report = serializers.SerializerMethodField(help_text="What the run placed and why the rest was not, once done.")
+
+    class Meta:
+        model = PlaceRun
+        fields = ("id", "url", "status", "finished", "requested_at", "started_at", "finished_at", "report", "error")
+        read_only_fields = fields
+
+    @extend_schema_field(PlaceReportSerializer(allow_null=True))
+    def get_report(self, run: PlaceRun) -> dict | None:
+        request = self.context.get("request")
+        return selectors.place_run_report(run, user=request.user if request else None)
 
 
 class PlacementSerializer(serializers.ModelSerializer):

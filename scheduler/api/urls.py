@@ -11,3 +11,4 @@ def register(router) -> None:
     router.register("datasets", views.DatasetViewSet)
     router.register("jobs", views.JobViewSet)
     router.register("placements", views.PlacementViewSet)
+    router.register("place-runs", views.PlaceRunViewSet)

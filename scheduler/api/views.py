@@ -1,4 +1,5 @@
-"""REST API viewsets of the scheduler: datasets, jobs (submit, place, what-if, transition), placements."""
+"""REST API viewsets of the scheduler: datasets, jobs (submit, place, what-if, transition), placements, and the
+placement runs "place" answers with."""
 
 from django.db import transaction
 from django.db.models import Prefetch
@@ -7,14 +8,15 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from billing.api.spend import TeamScopedMixin
 from billing.models import EgressRecord
 from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
-from scheduler import filtersets, selectors, services
+from fleet.scoping import TeamScopedViewMixin
+from scheduler import filtersets, jobs, placements, selectors, tasks
 from scheduler.api import serializers
 from scheduler.choices import ACTIVE_JOB_STATES, JobState
-from scheduler.models import Job, Placement
+from scheduler.models import Job, Placement, PlaceRun
+from scheduler.serializers import candidate_dict
 
 
 class Conflict(exceptions.APIException):
@@ -35,7 +37,7 @@ class DatasetViewSet(FleetdeckModelViewSet):
     filterset_class = filtersets.DatasetFilterSet
 
 
-class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
+class JobViewSet(TeamScopedViewMixin, FleetdeckModelViewSet):
     """Jobs of the caller's teams (every team for operators, admins and a viewer of no team); another team's job
     answers 404, and a job is submitted or priced only for one of the caller's teams."""
 
@@ -47,16 +49,18 @@ class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
     filterset_class = filtersets.JobFilterSet
 
     def perform_create(self, serializer):
-        serializer.instance = services.job_submit(data=serializer.validated_data, user=self.request.user)
+        serializer.instance = jobs.job_submit(data=serializer.validated_data, user=self.request.user)
+        tasks.jobs_place_enqueue()
 
     def perform_update(self, serializer):
         if serializer.instance.state != JobState.PENDING:
             raise Conflict({"state": [f"A {serializer.instance.state} job cannot be edited; only pending jobs can."]})
         try:
             # job_update re-reads the row under a lock: a placement run may have placed it meanwhile.
-            serializer.instance = services.job_update(job=serializer.instance, data=serializer.validated_data)
-        except services.TransitionError as exc:
+            serializer.instance = jobs.job_update(job=serializer.instance, data=serializer.validated_data)
+        except jobs.TransitionError as exc:
             raise Conflict({"state": [str(exc)]}) from exc
+        tasks.jobs_place_enqueue()
 
     @transaction.atomic
     def perform_destroy(self, instance):
@@ -69,15 +73,19 @@ class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
             )
         job.delete()
 
-    @extend_schema(request=None, responses={200: serializers.PlaceReportSerializer, 409: None})
+    @extend_schema(
+        request=None,
+        responses={202: serializers.PlaceRunSerializer},
+        description="Queue a placement run of every pending job for a worker. The answer is the run: poll "
+        "GET /api/v1/place-runs/{id}/ (its `url`, also the Location header) until `finished`; its report then says "
+        "what was placed and why the rest was not (`skipped` when another run was in progress and places them).",
+    )
     @action(detail=False, methods=["post"], permission_classes=[ModelActionPermissions])
     def place(self, request):
-        """Place every pending job now and return what was placed and why the rest was not; 409 while another
-        placement run is in progress (it places the pending jobs)."""
-        report = selectors.place_report_scoped(services.jobs_place(), user=request.user)
-        if report.skipped:
-            raise Conflict(f"Nothing was placed: {report.skipped}; try again shortly.")
-        return Response(serializers.PlaceReportSerializer(report.as_dict()).data)
+        """Queue a placement run of every pending job now; answer 202 with the run to poll."""
+        run = tasks.place_run_start(user=request.user)
+        data = serializers.PlaceRunSerializer(run, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
     @extend_schema(request=serializers.WhatIfSerializer, responses={200: serializers.CandidateSerializer(many=True)})
     @action(detail=False, methods=["post"], url_path="what-if", permission_classes=[ViewPermissions])
@@ -85,8 +93,8 @@ class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
         """Price a job on every feasible target, ranked by total $, without saving anything."""
         serializer = serializers.WhatIfSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        candidates, datasets = services.job_what_if(data=serializer.validated_data)
-        rows = [services.candidate_dict(c, datasets=datasets) for c in candidates]
+        candidates, datasets = placements.job_what_if(data=serializer.validated_data)
+        rows = [candidate_dict(c, datasets=datasets) for c in candidates]
         return Response(serializers.CandidateSerializer(rows, many=True).data)
 
     @extend_schema(request=serializers.TransitionSerializer, responses={200: serializers.JobSerializer})
@@ -96,17 +104,27 @@ class JobViewSet(TeamScopedMixin, FleetdeckModelViewSet):
         job = self.get_object()
         serializer = serializers.TransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        previous, state = job.state, serializer.validated_data["state"]
         try:
-            services.job_transition(job=job, state=serializer.validated_data["state"])
-        except services.TransitionError as exc:
+            jobs.job_transition(job=job, state=state)
+        except jobs.TransitionError as exc:
             raise Conflict({"state": [str(exc)]}) from exc
+        if jobs.frees_gpus(previous, state):
+            tasks.jobs_place_enqueue()
         return Response(serializers.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
 
 
-class PlacementViewSet(TeamScopedMixin, viewsets.ReadOnlyModelViewSet):
+class PlacementViewSet(TeamScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Placements (with their costs and alternatives) of the caller's teams' jobs."""
 
-    team_field = "job__team_id"
     queryset = selectors.placement_list()
     serializer_class = serializers.PlacementSerializer
     filterset_class = filtersets.PlacementFilterSet
+
+
+class PlaceRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Placement runs asked for with ``POST /api/v1/jobs/place/``, newest first; each report tells the caller only
+    about their teams' jobs."""
+
+    queryset = PlaceRun.objects.all()
+    serializer_class = serializers.PlaceRunSerializer

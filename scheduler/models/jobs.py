@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from core.validators import validate_one_line
 from fleet.choices import ProviderKind
+from fleet.scoping import TeamScopedQuerySet
 from scheduler.choices import JobState, LaunchStatus, TargetKind
 
 money = {"max_digits": 16, "decimal_places": 6}
@@ -74,6 +75,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TeamScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ("-priority", "created", "pk")
         indexes = [models.Index(fields=("state", "-priority", "created"))]
@@ -108,6 +111,9 @@ class Placement(models.Model):
     launch_request = models.JSONField(default=dict, blank=True, help_text="The cloud API call made or recorded.")
     launch_error = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+
+    team_scope_fields = ("job__team",)  # fleet.scoping: the team of a row
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ("-created", "-pk")

@@ -16,13 +16,12 @@ from django.core import mail
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.budgets import budget_alerts_check, demo_budgets_seed
-from billing.catalogue import demo_prices_seed
-from billing.ledger import demo_ledger_seed
+from billing.budgets import budget_alerts_check
 from billing.models import LedgerEntry
-from billing.reports.delivery import demo_reports_seed, report_deliveries_due, report_delivery_send
+from billing.reports.delivery import report_deliveries_due, report_delivery_send
 from billing.selectors import month_start_of
-from fleet.demo import demo_fleet_seed
+from devtools.demo.billing import demo_budgets_seed, demo_ledger_seed, demo_prices_seed, demo_reports_seed
+from devtools.demo.fleet import demo_fleet_seed
 from tests.billing.test_report_smtp import smtp_server  # noqa: F401 - a fixture
 
 CENT = Decimal("0.01")

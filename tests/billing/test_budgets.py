@@ -11,10 +11,11 @@ from django.core import mail
 from django.db import connection
 
 from billing import selectors
-from billing.budgets import budget_alerts_check, demo_budgets_seed
+from billing.budgets import budget_alerts_check
 from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
 from billing.money import usd_cents
+from devtools.demo.billing import demo_budgets_seed
 from tests.billing.test_selectors import ledger_day
 from tests.factories import ProjectFactory, TeamFactory
 

@@ -10,11 +10,12 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.catalogue import DATA_DIR, CatalogueError, catalogue_load, demo_prices_seed
+from billing.catalogue import DATA_DIR, CatalogueError, catalogue_load
 from billing.choices import LocationClass, PriceSource
 from billing.data.build_catalogue import BuildError, aws_rows, catalogue_build
 from billing.models import EgressRate, InstancePrice, OnPremCostModel
 from billing.rates import Location, PriceBook, onprem_gpu_hour_usd
+from devtools.demo.billing import demo_prices_seed
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
 from tests.factories import GPUFactory, NodeFactory, OnPremSiteFactory
 
@@ -283,7 +284,7 @@ def test_demo_prices_seed_gives_demo_onprem_sites_plausible_cost_models():
 def test_demo_price_estimates_price_every_demo_cloud_node_and_say_so():
     from billing.models import InstancePrice
     from billing.rates import PriceBook
-    from fleet.demo import demo_fleet_seed
+    from devtools.demo.fleet import demo_fleet_seed
     from fleet.models import Node
 
     demo_fleet_seed(nodes=120, seed=3)

@@ -14,10 +14,11 @@ from django.utils import timezone
 from moto import mock_aws
 
 from billing.choices import PriceSource, PurchaseOption
-from billing.ledger import demo_ledger_seed, ledger_backfill, ledger_compute, reconciliation_list
+from billing.ledger import ledger_backfill, ledger_compute, reconciliation_list
 from billing.models import BilledCost, Discount, InstancePrice, LedgerDay, LedgerEntry, OnPremCostModel
 from billing.tasks.ledger import ledger_backfill as ledger_backfill_task
 from billing.tasks.ledger import ledger_update
+from devtools.demo.billing import demo_ledger_seed
 from fleet.choices import NodeLifecycle, NodeState
 from fleet.inventory.sync import inventory_sync
 from fleet.models import Node

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.bench.common import connection_database_url
+from devtools.bench.common import connection_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]

@@ -12,9 +12,10 @@ from django.core import mail
 
 from billing.choices import DeliveryStatus, ReportPeriod
 from billing.models import ReportDelivery, ReportSubscription
-from billing.reports.delivery import RESEND_HEADER, demo_reports_seed, report_deliveries_due, report_send_now
-from billing.tasks.reports import report_deliver, report_send_due
+from billing.reports.delivery import RESEND_HEADER, report_deliveries_due, report_send_now
+from billing.tasks.reports import report_deliver, report_deliveries_enqueue, report_send_due
 from config.celery import app as celery_app
+from devtools.demo.billing import demo_reports_seed
 from tests.billing.test_reports import WEEK_END, WEEK_START, ledger_fill
 
 MONDAY_MORNING = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -130,8 +131,9 @@ def test_send_now_is_a_manual_delivery_beside_the_scheduled_one(eager_celery, dj
     report_deliveries_due(now=MONDAY_MORNING)
     with django_capture_on_commit_callbacks(execute=True):
         first = report_send_now(subscription=sub, now=MONDAY_MORNING)
+        report_deliveries_enqueue(delivery_ids=[first.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        report_send_now(subscription=sub, now=MONDAY_MORNING)
+        report_deliveries_enqueue(delivery_ids=[report_send_now(subscription=sub, now=MONDAY_MORNING).pk])
     assert first.manual and (first.period_start, first.period_end) == (WEEK_START, WEEK_END)
     assert ReportDelivery.objects.filter(manual=True, status=DeliveryStatus.SENT).count() == 2
     assert len(mail.outbox) == 2  # each press of the button sends; the scheduled one is still pending

@@ -20,7 +20,7 @@ from billing.models import ReportDelivery
 from billing.reports.delivery import RESEND_HEADER
 from billing.tasks.reports import report_deliver
 from config.celery import app as celery_app
-from fleet.bench.common import connection_database_url
+from devtools.bench.common import connection_database_url
 from tests.billing.test_report_smtp import delivery_for_week, smtp_server  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from billing.scoping import spend_team_scope, teams_in_scope
+from fleet.scoping import team_scope, teams_in_scope
 from tests.factories import TeamFactory
 
 
@@ -12,10 +12,10 @@ def test_operators_admins_and_superusers_see_every_team(make_user, django_user_m
     for role in ("operator", "admin"):
         user = make_user(role)
         team.members.add(user)
-        assert spend_team_scope(user) is None, role
+        assert team_scope(user) is None, role
     superuser = django_user_model.objects.create_superuser("root", "root@example.com", "a-long-password-1")
     team.members.add(superuser)
-    assert spend_team_scope(superuser) is None
+    assert team_scope(superuser) is None
 
 
 @pytest.mark.django_db
@@ -24,13 +24,13 @@ def test_viewer_member_of_teams_sees_only_them(make_user):
     viewer = make_user("viewer")
     a.members.add(viewer)
     b.members.add(viewer)
-    assert spend_team_scope(viewer) == sorted([a.pk, b.pk])
+    assert team_scope(viewer) == sorted([a.pk, b.pk])
 
 
 @pytest.mark.django_db
 def test_viewer_in_no_team_sees_everything(make_user):
     TeamFactory()
-    assert spend_team_scope(make_user("viewer")) is None
+    assert team_scope(make_user("viewer")) is None
 
 
 def test_teams_in_scope_intersects():

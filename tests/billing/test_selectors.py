@@ -320,8 +320,8 @@ def test_idle_cost_nodes_are_labelled_with_the_team_booked_not_the_current_one()
 
 @pytest.mark.django_db
 def test_a_running_job_makes_its_planned_egress_real():
+    from scheduler.jobs import job_transition
     from scheduler.models import Job, Placement
-    from scheduler.services import job_transition
 
     team = TeamFactory()
     job = Job.objects.create(name="train", team=team, gpu_count=1, expected_hours=D("1"), state="placed")

@@ -28,7 +28,7 @@ def fleet_spend(db):
     egress(day=today, usd="5", team=alpha, destination="onprem:alpha-dc")
     egress(day=today, usd="7", team=beta, destination="gcp:beta-region")
     node = NodeFactory(team=beta, site=site, name="beta-idle-node")
-    ledger_entry(node=node, hour=selectors._day_bounds(today, today)[0], compute="10", idle="9", idle_gpu_hours="8")
+    ledger_entry(node=node, hour=selectors.day_bounds(today, today)[0], compute="10", idle="9", idle_gpu_hours="8")
     return {"alpha": alpha, "beta": beta, "site": site, "today": today}
 
 
@@ -91,7 +91,7 @@ def test_spend_page_query_count_does_not_grow(client, make_user, fleet_spend, dj
         Budget.objects.create(team=team, monthly_usd=D("10"))
         ledger_entry(
             node=NodeFactory(team=team),
-            hour=selectors._day_bounds(fleet_spend["today"], fleet_spend["today"])[0],
+            hour=selectors.day_bounds(fleet_spend["today"], fleet_spend["today"])[0],
             idle="1",
         )
     with django_assert_max_num_queries(30):
@@ -220,7 +220,7 @@ def test_spend_benchmark_prints_figures_beside_its_baseline(db):
     import sys
     from pathlib import Path
 
-    from fleet.bench.common import connection_database_url
+    from devtools.bench.common import connection_database_url
 
     env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

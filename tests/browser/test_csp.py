@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import ReportSubscription
-from fleet.demo import demo_fleet_seed
+from devtools.demo.fleet import demo_fleet_seed
 from fleet.models import Team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from fleet.demo import demo_fleet_seed
+from devtools.demo.fleet import demo_fleet_seed
 from fleet.models import GPU, Node
 from fleet.telemetry.storage import Sample, samples_ingest
 

@@ -73,3 +73,18 @@ def test_submit_a_job_and_see_its_placement(page, live_server, scenario, operato
     expect(page.locator("h1")).to_have_count(1)
     page.screenshot(path=str(artifacts / "scheduler-what-if.png"), full_page=True)
     assert Job.objects.count() == 1
+
+
+def test_place_now_shows_the_run_and_refreshes_the_queue(page, live_server, scenario, operator, eager, artifacts):  # noqa: F811
+    job = scenario.job(name="waiting-job")
+    log_in(page, live_server)
+    expect(page.get_by_test_id("pending-table")).to_contain_text("waiting-job")
+    page.get_by_test_id("place-now").click()
+    run = page.get_by_test_id("place-run")
+    expect(run).to_have_attribute("data-status", "done")
+    expect(run).to_contain_text("Placed 1 job(s); 0 still pending.")
+    # The run's HX-Trigger refreshed the queue in place: the job moved to the placed table without a reload.
+    expect(page.get_by_test_id("placed-table")).to_contain_text("waiting-job")
+    expect(page.get_by_test_id("pending-table")).not_to_contain_text("waiting-job")
+    page.screenshot(path=str(artifacts / "scheduler-place-now.png"), full_page=True)
+    assert Job.objects.get(pk=job.pk).state == "placed"

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from aiosmtpd.controller import Controller
 from django.core.mail import EmailMultiAlternatives, get_connection
 
-from core.management.commands.mailsink import MaildirHandler
+from devtools.management.commands.mailsink import MaildirHandler
 
 
 def _free_port() -> int:

@@ -7,12 +7,12 @@ import threading
 import pytest
 from botocore.stub import Stubber
 
+from devtools.management.commands.simulate import simulator_sync
+from devtools.simulator import FleetSimulator, make_server
 from fleet.choices import ProviderKind
 from fleet.inventory import aws as aws_adapter
 from fleet.inventory.sync import inventory_sync
-from fleet.management.commands.simulate import simulator_sync
 from fleet.models import GPU, Node
-from fleet.simulator import FleetSimulator, make_server
 from fleet.telemetry.poll import telemetry_poll
 from tests.factories import GPUFactory, NodeFactory, OnPremSiteFactory, ProviderFactory
 from tests.fleet.inventory.conftest import aws, gce  # noqa: F401 - fixtures

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
+from devtools.simulator import OUTAGE_PERIOD_S, OUTAGE_S, FleetSimulator, make_server
 from fleet.models import GPU, Node
-from fleet.simulator import OUTAGE_PERIOD_S, OUTAGE_S, FleetSimulator, make_server
 from fleet.telemetry.exposition import parse_exposition
 from fleet.telemetry.poll import telemetry_poll
 from tests.factories import GPUFactory, NodeFactory
@@ -58,7 +58,7 @@ def test_flaky_nodes_go_away_and_come_back():
 
 @pytest.mark.django_db
 def test_poller_reads_the_simulated_fleet_over_http(monkeypatch):
-    from fleet.management.commands.simulate import simulator_sync
+    from devtools.management.commands.simulate import simulator_sync
 
     sim = FleetSimulator(token=TOKEN, seed=2)
     server = make_server(sim, "127.0.0.1", 0)

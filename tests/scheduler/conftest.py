@@ -138,3 +138,23 @@ def scenario(db) -> Scenario:
         name="corpus-2tb", uri="s3://corpus/2tb/", provider_kind="aws", region="us-east-1", size_bytes=TB2
     )
     return Scenario(team=team, project=project, site=site, node=node, dataset=dataset)
+
+
+@pytest.fixture
+def worker(django_capture_on_commit_callbacks):
+    """``with worker():`` runs the tasks a request queues on commit in-process, as a worker would (Celery eager)."""
+    from contextlib import contextmanager
+
+    from config.celery import app as celery_app
+
+    @contextmanager
+    def run():
+        before = celery_app.conf.task_always_eager
+        celery_app.conf.task_always_eager = True
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                yield
+        finally:
+            celery_app.conf.task_always_eager = before
+
+    return run

@@ -201,14 +201,29 @@ class TestJobAPI(APIResourceTests):
 
 @pytest.mark.django_db
 class TestJobVerbs:
-    def test_place_now_places_and_reports(self, api_client, scenario):
+    def test_place_now_answers_202_with_a_run_to_poll_and_places_nothing_in_the_request(
+        self, api_client, scenario, django_capture_on_commit_callbacks
+    ):
+        job = scenario.job()
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            response = api_client(Role.OPERATOR).post(reverse("api:job-place"))
+        assert response.status_code == 202, response.content
+        assert response["Location"] == response.data["url"]
+        assert (response.data["status"], response.data["finished"], response.data["report"]) == ("queued", False, None)
+        assert len(callbacks) == 1  # the placement run, queued once the request's transaction commits
+        assert Job.objects.get(pk=job.pk).state == "pending"
+
+    def test_place_now_places_and_reports(self, api_client, scenario, worker):
         job = scenario.job()
         blocked = scenario.job(name="blocked", gpu_model="B200")
         operator = api_client(Role.OPERATOR)
-        response = operator.post(reverse("api:job-place"))
-        assert response.status_code == 200, response.content
-        assert response.data["placed"] == [job.pk]
-        assert "B200" in response.data["unplaced"][str(blocked.pk)]
+        with worker():
+            response = operator.post(reverse("api:job-place"))
+        assert response.status_code == 202, response.content
+        run = operator.get(response.data["url"])
+        assert run.status_code == 200 and (run.data["status"], run.data["finished"]) == ("done", True)
+        assert run.data["report"]["placed"] == [job.pk]
+        assert "B200" in run.data["report"]["unplaced"][str(blocked.pk)]
 
         listed = operator.get(reverse("api:placement-list"), {"job": job.pk})
         assert listed.status_code == 200 and listed.data["count"] == 1
@@ -218,10 +233,10 @@ class TestJobVerbs:
         assert len(row["alternatives"]) == 4
         assert operator.get(reverse("api:placement-list"), {"active": "false"}).data["count"] == 0
 
-    def test_place_while_another_run_is_in_progress_is_409(self, api_client, scenario):
+    def test_place_while_another_run_is_in_progress_reports_it_skipped(self, api_client, scenario, worker):
         from django.db import connections
 
-        from scheduler.services import PLACE_LOCK_KEY
+        from scheduler.placements import PLACE_LOCK_KEY
 
         job = scenario.job()
         other = connections.create_connection("default")
@@ -229,16 +244,18 @@ class TestJobVerbs:
             with other.cursor() as cursor:
                 cursor.execute("BEGIN")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLACE_LOCK_KEY])
-                response = api_client(Role.OPERATOR).post(reverse("api:job-place"))
+                with worker():
+                    response = api_client(Role.OPERATOR).post(reverse("api:job-place"))
                 cursor.execute("ROLLBACK")
         finally:
             other.close()
-        assert response.status_code == 409 and "another placement run is in progress" in response.data["detail"]
+        run = api_client(Role.OPERATOR).get(response.data["url"]).data
+        assert run["status"] == "done" and run["report"]["skipped"] == "another placement run is in progress"
         assert Job.objects.get(pk=job.pk).state == "pending"
 
     def test_transition_states_follow_the_service_rules(self):
         from scheduler.api.serializers import TransitionSerializer
-        from scheduler.services import TRANSITIONS
+        from scheduler.jobs import TRANSITIONS
 
         choices = set(TransitionSerializer().fields["state"].choices)
         assert choices == {state for targets in TRANSITIONS.values() for state in targets}
@@ -268,13 +285,14 @@ class TestJobVerbs:
         response = admin_api.post(reverse("api:job-what-if"), payload, format="json")
         assert response.status_code == 400 and field in response.data
 
-    def test_transition_lifecycle_and_conflicts(self, api_client, scenario):
+    def test_transition_lifecycle_and_conflicts(self, api_client, scenario, worker):
         job = scenario.job()
         operator = api_client(Role.OPERATOR)
         url = reverse("api:job-transition", kwargs={"pk": job.pk})
         response = operator.post(url, {"state": "running"}, format="json")
         assert response.status_code == 409 and "pending job cannot become running" in str(response.data["state"])
-        operator.post(reverse("api:job-place"))
+        with worker():
+            operator.post(reverse("api:job-place"))
         assert operator.post(url, {"state": "running"}, format="json").data["state"] == "running"
         assert operator.post(url, {"state": "succeeded"}, format="json").data["state"] == "succeeded"
         assert operator.post(url, {"state": "cancelled"}, format="json").status_code == 409
@@ -284,10 +302,11 @@ class TestJobVerbs:
         # Running made the placement's planned egress real (billing counts it from then on).
         assert EgressRecord.objects.filter(placement__job=job, planned=False, cause="placement").count() == 1
 
-    def test_placement_list_query_count(self, admin_api, scenario, django_assert_max_num_queries):
+    def test_placement_list_query_count(self, admin_api, scenario, worker, django_assert_max_num_queries):
         for i in range(5):
             scenario.job(name=f"j{i}", gpu_count=1)
-        admin_api.post(reverse("api:job-place"))
+        with worker():
+            admin_api.post(reverse("api:job-place"))
         with django_assert_max_num_queries(5):  # auth, permissions, count, page; no per-row query
             response = admin_api.get(reverse("api:placement-list"))
         assert response.data["count"] == 5

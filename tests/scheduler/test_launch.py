@@ -11,10 +11,12 @@ from billing.models import EgressRecord
 from config.celery import app as celery_app
 from fleet.inventory.sync import inventory_sync
 from fleet.models import Node, Provider
+from scheduler import tasks
 from scheduler.choices import JobState, LaunchStatus, TargetKind
+from scheduler.jobs import job_transition
 from scheduler.launch import launch_request_build, placement_launch
 from scheduler.models import Placement
-from scheduler.services import job_transition, jobs_place
+from scheduler.placements import jobs_place
 from tests.fleet.inventory.conftest import IMAGE_ID
 
 pytestmark = pytest.mark.django_db
@@ -68,8 +70,8 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
     provider = Provider.objects.get(name="aws-main")
     job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
     with django_capture_on_commit_callbacks(execute=True):
-        report = jobs_place()
-    assert report.launches == 1
+        report = tasks.jobs_place()  # the task: the service saves the launch call, the task queues it
+    assert report["launches"] == 1
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
     (instance_id,) = placement.launch_request["result"]["instance_ids"]
@@ -95,7 +97,7 @@ def test_live_launch_runs_instances_and_sync_picks_them_up(
     # The launched node is the job's: placement does not offer its GPUs to another job until the job ends.
     from django.utils import timezone
 
-    from scheduler.services import fleet_inputs
+    from scheduler.inputs import fleet_inputs
 
     assert node.pk not in {n.id for n in fleet_inputs(now=timezone.now()).nodes}
     job_transition(job=job, state="running")
@@ -112,7 +114,7 @@ def test_live_launch_without_an_image_fails_clearly(scenario, settings, aws, eag
     settings.SCHEDULER_AWS_IMAGE_ID = ""
     job = scenario.job(allowed_providers=["aws"], allowed_regions=["us-west-2"])  # its data moves: planned egress
     with django_capture_on_commit_callbacks(execute=True):
-        jobs_place()
+        tasks.jobs_place()
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.FAILED
     assert "SCHEDULER_AWS_IMAGE_ID" in placement.launch_error
@@ -160,7 +162,7 @@ def test_live_gce_insert_launches_and_sync_picks_it_up(
     provider.save()
     job = scenario.job(allowed_providers=["gcp"])
     with django_capture_on_commit_callbacks(execute=True):
-        jobs_place()
+        tasks.jobs_place()
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
     assert placement.launch_request["result"]["operations"]
@@ -183,9 +185,68 @@ def test_live_gce_error_marks_the_launch_failed(scenario, settings, gce, eager, 
     gce.fail("fleetdeck-ml", 403)
     job = scenario.job(allowed_providers=["gcp"])
     with django_capture_on_commit_callbacks(execute=True):
-        jobs_place()
+        tasks.jobs_place()
     placement = Placement.objects.get(job=job)
     assert placement.launch_status == LaunchStatus.FAILED and "403" in placement.launch_error
     assert not placement.active
     job.refresh_from_db()
     assert job.state == JobState.PENDING and "403" in job.pending_reason
+
+
+@pytest.mark.django_db(transaction=True)  # committed rows, visible to a second connection; no test transaction
+def test_the_cloud_call_holds_no_transaction_or_row_lock(scenario, settings, aws, monkeypatch):
+    """A slow RunInstances (retries, a stuck endpoint) must not hold the placement's row or a transaction open."""
+    from botocore.client import BaseClient
+    from django.db import connection, connections
+
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
+    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    seen = {}
+    make_api_call = BaseClient._make_api_call
+
+    def observed(client, operation, params):
+        if operation == "RunInstances":
+            seen["in_transaction"] = connection.in_atomic_block
+            other = connections.create_connection("default")
+            try:
+                with other.cursor() as cursor:  # NOWAIT: fails at once if the row is locked
+                    cursor.execute("BEGIN")
+                    cursor.execute("SELECT id FROM scheduler_placement WHERE id = %s FOR UPDATE NOWAIT", [placement.pk])
+                    seen["row_free"] = cursor.fetchone() == (placement.pk,)
+                    cursor.execute("ROLLBACK")
+            finally:
+                other.close()
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", observed)
+    placement_launch(placement_id=placement.pk)
+    placement.refresh_from_db()
+    assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
+    assert seen == {"in_transaction": False, "row_free": True}
+
+
+def test_an_outcome_saved_by_another_delivery_meanwhile_is_kept(scenario, settings, aws, monkeypatch):
+    """Two deliveries race: the idempotency token makes EC2 start one set; the first outcome saved stays."""
+    from botocore.client import BaseClient
+
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
+    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    make_api_call = BaseClient._make_api_call
+
+    def racing(client, operation, params):
+        response = make_api_call(client, operation, params)
+        if operation == "RunInstances":  # the other delivery saves its outcome while this call is in flight
+            Placement.objects.filter(pk=placement.pk).update(launch_status=LaunchStatus.LAUNCHED, launch_error="first")
+        return response
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", racing)
+    placement_launch(placement_id=placement.pk)
+    placement.refresh_from_db()
+    assert (placement.launch_status, placement.launch_error) == (LaunchStatus.LAUNCHED, "first")
+    assert len(aws.client("us-east-1").describe_instances()["Reservations"]) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.bench import gravity, optimality, placement
+from devtools.bench import gravity, optimality, placement
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,9 @@ from core.choices import Role
 from core.services import api_token_create
 from fleet.models import Team
 from scheduler.choices import JobState
+from scheduler.jobs import job_transition
 from scheduler.models import Job, Placement
-from scheduler.services import job_transition, jobs_place
+from scheduler.placements import jobs_place
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -227,13 +228,16 @@ class TestScopedWriter:
         assert page.status_code == 400 and "team" in page.context["job_form"].errors
         assert not Job.objects.filter(name__in=("x", "y"), team=world["vision"]).exists()
 
-    def test_place_reports_only_own_teams_jobs(self, research_writer, world, scenario):
+    def test_place_reports_only_own_teams_jobs(self, research_writer, world, scenario, worker):
         research_new = scenario.job(name="research-new", gpu_count=1, allowed_providers=["aws"])
         vision_new = scenario.job(name="vision-new", team=world["vision"], gpu_count=1, allowed_providers=["aws"])
-        response = token_client(research_writer).post(reverse("api:job-place"))
-        assert response.status_code == 200, response.content
-        assert response.data["placed"] == [research_new.pk]
-        assert list(response.data["unplaced"]) == [str(world["research_pending"].pk)]
+        client = token_client(research_writer)
+        with worker():
+            response = client.post(reverse("api:job-place"))
+        assert response.status_code == 202, response.content
+        report = client.get(response.data["url"]).data["report"]
+        assert report["placed"] == [research_new.pk]
+        assert list(report["unplaced"]) == [str(world["research_pending"].pk)]
         # Every pending job was placed, not only Research's: the run is fleet-wide, only its report is scoped.
         assert Job.objects.get(pk=vision_new.pk).state == JobState.PLACED
 

@@ -15,15 +15,10 @@ from billing.models import EgressRecord
 from fleet.choices import NodeState
 from fleet.telemetry.storage import Sample, hour_rollup, samples_ingest
 from scheduler.choices import JobState, LaunchStatus, TargetKind
+from scheduler.inputs import fleet_inputs
+from scheduler.jobs import TransitionError, job_transition
 from scheduler.models import Dataset, Job, Placement
-from scheduler.services import (
-    TransitionError,
-    fleet_inputs,
-    job_transition,
-    job_what_if,
-    jobs_place,
-    jobs_requeue_unreachable,
-)
+from scheduler.placements import job_what_if, jobs_place, jobs_requeue_unreachable
 from tests.scheduler.conftest import TB2, onprem_node
 
 pytestmark = pytest.mark.django_db
@@ -382,7 +377,7 @@ def test_node_gpu_memory_is_compared_on_the_catalogue_scale(scenario):
 def test_a_placement_run_is_skipped_while_another_holds_the_lock(scenario):
     from django.db import transaction
 
-    from scheduler.services import PLACE_LOCK_KEY
+    from scheduler.placements import PLACE_LOCK_KEY
 
     job = scenario.job()
     other = connections.create_connection("default")
@@ -469,8 +464,8 @@ def test_two_concurrent_runs_do_not_double_book(scenario):
 
 
 def test_demo_seed_is_idempotent():
-    from fleet.demo import demo_fleet_seed
-    from scheduler.demo import DEMO_DATASETS, DEMO_JOBS, demo_scheduler_seed
+    from devtools.demo.fleet import demo_fleet_seed
+    from devtools.demo.scheduler import DEMO_DATASETS, DEMO_JOBS, demo_scheduler_seed
 
     demo_fleet_seed(nodes=20, seed=3)
     assert demo_scheduler_seed() == {"datasets": len(DEMO_DATASETS), "jobs": len(DEMO_JOBS)}

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from scheduler.choices import JobState
 from scheduler.models import Job, Placement
-from scheduler.services import jobs_place
+from scheduler.placements import jobs_place
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,7 @@ def test_queue_partial_for_htmx_and_polling_stops_when_idle(login, scenario):
     assert b"<h1>" not in response.content
     scenario.job()
     response = client.get(reverse("scheduler"), HTTP_HX_TARGET="queue", **HTMX)
-    assert response.status_code == 200 and b'hx-trigger="every 10s"' in response.content
+    assert response.status_code == 200 and b'hx-trigger="every 10s, placed from:body"' in response.content
 
 
 def test_queue_query_count_does_not_grow(login, scenario):
@@ -137,12 +137,61 @@ def test_viewer_cannot_submit_or_place(login, scenario):
     assert not Job.objects.exists()
 
 
-def test_place_now_places_pending_jobs(login, scenario):
+def test_place_now_places_pending_jobs(login, scenario, worker):
     job = scenario.job()
-    response = login("operator").post(reverse("scheduler-place"), follow=True)
-    assert response.status_code == 200
-    assert "Placed 1 job(s)" in response.content.decode()
+    client = login("operator")
+    with worker():
+        response = client.post(reverse("scheduler-place"))
+    assert response.status_code == 302  # to the run's page: a browser without JavaScript reloads it
+    page = client.get(response["Location"])
+    assert "Placed 1 job(s); 0 still pending." in page.content.decode()
     assert Placement.objects.get(job=job).total_usd == Decimal("277.80")
+
+
+def test_place_now_with_htmx_shows_the_run_polling_until_it_is_done(
+    login, scenario, django_capture_on_commit_callbacks
+):
+    from scheduler import tasks
+    from scheduler.models import PlaceRun
+
+    job = scenario.job()
+    client = login("operator")
+    with django_capture_on_commit_callbacks(execute=False):  # no worker yet: the run stays queued
+        response = client.post(reverse("scheduler-place"), **HTMX)
+    run = PlaceRun.objects.get()
+    poll = reverse("scheduler-place-run", args=[run.pk])
+    body = response.content.decode()
+    assert response.status_code == 200 and "<h1>" not in body
+    assert f'hx-get="{poll}"' in body and 'hx-trigger="every 1s"' in body and "queued for a worker" in body
+    assert Job.objects.get(pk=job.pk).state == "pending"  # nothing placed inside the request
+
+    still = client.get(poll, **HTMX)
+    assert still.status_code == 200 and "HX-Trigger" not in still
+
+    tasks.jobs_place(run.pk)  # the worker runs it
+    done = client.get(poll, **HTMX)
+    assert done.status_code == 286  # htmx stops polling
+    assert done["HX-Trigger"] == "placed"  # the queue refreshes
+    assert "Placed 1 job(s); 0 still pending." in done.content.decode() and "hx-get" not in done.content.decode()
+
+
+def test_a_failed_placement_run_says_why(login, scenario, monkeypatch):
+    from scheduler import tasks
+    from scheduler.models import PlaceRun
+
+    client = login("operator")
+    response = client.post(reverse("scheduler-place"))
+    run = PlaceRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("scheduler-place-run", args=[run.pk])
+    monkeypatch.setattr("scheduler.placements.place_batch", lambda *a, **k: 1 / 0)  # a defect in the optimiser
+    scenario.job()
+    with pytest.raises(ZeroDivisionError):
+        tasks.jobs_place(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", "ZeroDivisionError: division by zero")
+    page = client.get(reverse("scheduler-place-run", args=[run.pk])).content.decode()
+    assert "failed: ZeroDivisionError: division by zero" in page
+    assert tasks.jobs_place(run.pk) is None  # a duplicate delivery of a finished run does nothing
 
 
 def test_what_if_htmx_returns_the_ranked_table(login, scenario):

@@ -1,0 +1,1 @@
+"""Management commands of the fleet app (e.g. import_nodes)."""

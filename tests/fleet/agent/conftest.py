@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devtools.fake_nvml import FakeClock, FakeNvml
 from fleet.agent.collector import Collector
-from fleet.agent.fake_nvml import FakeClock, FakeNvml
 from fleet.agent.server import Agent, make_server
 
 TOKEN = "test-token-0123456789abcdef0123456789abcdef"

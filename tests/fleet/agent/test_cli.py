@@ -1,4 +1,5 @@
-"""`python -m fleet.agent`: starts and serves in a subprocess, never imports Django, refuses to run open."""
+"""`python -m fleet.agent` (and `python -m devtools.fake_agent`, the agent over a fake NVML): starts and serves
+in a subprocess, never imports Django, refuses to run open."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fake_agent import main as fake_agent_main
+from devtools.fake_nvml import FakeNvml
 from fleet.agent.cli import UsageError, load_token, main, parse_listen
 from tests.conftest import ROOT
 from tests.fleet.agent.conftest import TOKEN
@@ -53,7 +56,7 @@ def _wait_for_listening(process: subprocess.Popen, lines: queue.Queue[str]) -> i
     raise AssertionError(f"the agent did not start: {''.join(seen)}")
 
 
-def test_python_m_fleet_agent_serves_the_fake_t4(tmp_path: Path) -> None:
+def test_python_m_devtools_fake_agent_serves_the_fake_t4(tmp_path: Path) -> None:
     token_file = tmp_path / "agent.token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
@@ -61,7 +64,7 @@ def test_python_m_fleet_agent_serves_the_fake_t4(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "fleet.agent",
+            "devtools.fake_agent",
             "--fake-nvml",
             "t4",
             "--listen",
@@ -108,8 +111,9 @@ def test_the_agent_never_imports_django() -> None:
         "    runpy.run_module('fleet.agent', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "import fleet.agent, fleet.agent.cli, fleet.agent.fake_nvml, fleet.agent.server\n"
-        "from fleet.agent.fake_nvml import FakeNvml\n"
+        "print('AGENT IMPORTED:', sorted(n for n in sys.modules if n.split('.')[0] == 'devtools'))\n"
+        "import fleet.agent, fleet.agent.cli, devtools.fake_agent, devtools.fake_nvml, fleet.agent.server\n"
+        "from devtools.fake_nvml import FakeNvml\n"
         "fleet.agent.Collector(FakeNvml.from_profile('a100-mig')).collect()\n"
         "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('django', 'rest_framework', 'celery')\n"
         "             or n in ('fleet.models', 'fleet.catalog', 'fleet.choices'))\n"
@@ -119,17 +123,18 @@ def test_the_agent_never_imports_django() -> None:
         [sys.executable, "-c", script], cwd=ROOT, env=_agent_env(), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "IMPORTED: []" in result.stdout, result.stdout
+    assert "AGENT IMPORTED: []" in result.stdout, result.stdout  # the agent alone never loads the dev tools
+    assert "\nIMPORTED: []" in result.stdout, result.stdout
 
 
 def test_refuses_to_start_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--fake-nvml", "t4", "--listen", "127.0.0.1:0"], environ={}) == 2
+    assert fake_agent_main(["--fake-nvml", "t4", "--listen", "127.0.0.1:0"], environ={}) == 2
     assert "no token: pass --token-file PATH or set $FLEETDECK_AGENT_TOKEN" in capsys.readouterr().err
 
 
 def test_insecure_mode_and_a_token_contradict(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--fake-nvml", "t4", "--insecure-no-auth", "--listen", "127.0.0.1:0"]
-    assert main(argv, environ={"FLEETDECK_AGENT_TOKEN": TOKEN}) == 2
+    argv = ["--insecure-no-auth", "--listen", "127.0.0.1:0"]
+    assert main(argv, environ={"FLEETDECK_AGENT_TOKEN": TOKEN}, nvml=FakeNvml.from_profile("t4")) == 2
     assert "contradict" in capsys.readouterr().err
 
 
@@ -137,13 +142,24 @@ def test_insecure_mode_and_a_token_contradict(capsys: pytest.CaptureFixture[str]
     ("argv", "message"),
     [
         (["--token-file", "/nonexistent/agent.token"], "cannot read --token-file"),
-        (["--insecure-no-auth", "--fake-nvml", "dgx-b200"], "unknown fake NVML profile"),
         (["--insecure-no-auth", "--listen", "9400"], "--listen wants HOST:PORT"),
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv, environ={}) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_fake_agent_refuses_an_unknown_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fake_agent_main(["--insecure-no-auth", "--fake-nvml", "dgx-b200"], environ={}) == 2
+    assert "unknown fake NVML profile 'dgx-b200'" in capsys.readouterr().err
+
+
+def test_the_agent_has_no_fake_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--fake-nvml", "t4", "--insecure-no-auth"], environ={})
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --fake-nvml t4" in capsys.readouterr().err
 
 
 def test_empty_token_file_is_refused(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import threading
 import pynvml
 import pytest
 
+from devtools.fake_nvml import FakeClock, FakeNvml
 from fleet.agent import exposition as m
 from fleet.agent.collector import Collector, NvmlUnavailable
-from fleet.agent.fake_nvml import FakeClock, FakeNvml
 
 
 def test_not_supported_fields_are_omitted_without_an_error() -> None:

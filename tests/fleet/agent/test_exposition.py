@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fake_nvml import FakeClock, FakeNvml
 from fleet.agent import exposition as m
 from fleet.agent.collector import Collector
 from fleet.agent.exposition import METRICS_BY_NAME, render_metrics
-from fleet.agent.fake_nvml import FakeClock, FakeNvml
 from fleet.agent.readings import GpuReading
 from tests.fleet.agent.helpers import Exposition, parse_exposition
 

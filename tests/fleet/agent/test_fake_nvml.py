@@ -9,7 +9,7 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from fleet.agent.fake_nvml import GPU_MODELS, PROFILES, FakeClock, FakeNvml
+from devtools.fake_nvml import GPU_MODELS, PROFILES, FakeClock, FakeNvml
 
 MIB = 1024 * 1024
 

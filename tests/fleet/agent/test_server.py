@@ -9,9 +9,9 @@ import threading
 import pynvml
 import pytest
 
+from devtools.fake_nvml import FakeClock, FakeNvml
 from fleet.agent import exposition as m
 from fleet.agent.collector import Collector
-from fleet.agent.fake_nvml import FakeClock, FakeNvml
 from fleet.agent.server import Agent
 from tests.fleet.agent.conftest import TOKEN
 from tests.fleet.agent.helpers import fetch, parse_exposition

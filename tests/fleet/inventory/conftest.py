@@ -1,4 +1,4 @@
-"""Clouds at the wire: moto for EC2 (in-process), fleet.emulators.gce for Compute Engine (a local HTTP server)."""
+"""Clouds at the wire: moto for EC2 (in-process), devtools.emulators.gce for Compute Engine (a local HTTP server)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import moto.settings
 import pytest
 from moto import mock_aws
 
-from fleet.emulators.gce import GceEmulator
+from devtools.emulators.gce import GceEmulator
 from fleet.inventory import gcp
 
 IMAGE_ID = "ami-0123456789abcdef0"  # moto does not check images once its default AMIs are not loaded

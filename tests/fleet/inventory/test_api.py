@@ -1,4 +1,4 @@
-"""Inventory in the REST API: POST /providers/{id}/sync/ and the read-only /inventory-scopes/."""
+"""Inventory in the REST API: POST /providers/{id}/sync/ (202, a sync run to poll), /sync-runs/, /inventory-scopes/."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core.choices import Role
+from core.choices import Role, RunStatus
 from fleet.choices import ProviderKind
-from fleet.models import InventoryScope, Node
+from fleet.inventory import tasks
+from fleet.models import InventoryScope, Node, SyncRun
 from tests.factories import OnPremProviderFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,12 +30,45 @@ def gcp_provider(gce):
     return ProviderFactory(name="gcp-ml", kind=ProviderKind.GCP, account_id="ml-research-1", credential_ref="adc")
 
 
-def test_operator_syncs_now_and_gets_the_report(api_client, gcp_provider):
-    response = api_client(Role.OPERATOR).post(sync_url(gcp_provider))
+@pytest.fixture
+def queued(monkeypatch):
+    """The sync runs the endpoint enqueued (run ids sent to the worker), in order."""
+    sent = []
+    monkeypatch.setattr(tasks.inventory_sync_run, "delay", sent.append)
+    return sent
 
-    assert response.status_code == 200, response.content
-    assert response.data["provider"] == "gcp-ml" and response.data["ok"] is True
-    [scope] = response.data["scopes"]
+
+def post_sync(client, provider, capture):
+    """POST sync-now and run the on-commit callbacks (the enqueue) as a commit would."""
+    with capture(execute=True):
+        return client.post(sync_url(provider))
+
+
+def test_operator_queues_a_sync_and_polls_it_to_the_report(
+    api_client, gcp_provider, queued, django_capture_on_commit_callbacks
+):
+    operator = api_client(Role.OPERATOR)
+    response = post_sync(operator, gcp_provider, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 202, response.content
+    run = SyncRun.objects.get()
+    assert queued == [run.pk]  # enqueued once the request's transaction committed
+    assert (response.data["id"], response.data["status"], response.data["finished"]) == (run.pk, "queued", False)
+    assert response.data["provider_name"] == "gcp-ml" and response.data["force"] is True
+    assert response.data["report"] is None
+    assert response["Location"] == response.data["url"]
+    assert response.data["url"].endswith(reverse("api:syncrun-detail", kwargs={"pk": run.pk}))
+    assert not Node.objects.exists()  # nothing synced inside the request
+
+    tasks.inventory_sync_run(run.pk)  # what the worker does with the message
+
+    polled = api_client(Role.VIEWER).get(response["Location"])
+    assert polled.status_code == 200
+    assert (polled.data["status"], polled.data["finished"], polled.data["error"]) == ("done", True, "")
+    assert polled.data["started_at"] is not None and polled.data["finished_at"] is not None
+    report = polled.data["report"]
+    assert report["provider"] == "gcp-ml" and report["ok"] is True
+    [scope] = report["scopes"]
     assert (scope["scope"], scope["ok"], scope["nodes_seen"], scope["created"], scope["error"]) == (
         "ml-research-1",
         True,
@@ -45,7 +79,9 @@ def test_operator_syncs_now_and_gets_the_report(api_client, gcp_provider):
     assert Node.objects.get().name == "a100-0"
 
 
-def test_sync_now_ignores_backoff_and_reports_errors(api_client, gcp_provider, gce):
+def test_sync_now_ignores_backoff_and_reports_errors(
+    api_client, gcp_provider, gce, queued, django_capture_on_commit_callbacks
+):
     InventoryScope.objects.create(
         provider=gcp_provider,
         scope="ml-research-1",
@@ -53,28 +89,55 @@ def test_sync_now_ignores_backoff_and_reports_errors(api_client, gcp_provider, g
         next_attempt_at=timezone.now() + timedelta(hours=1),
     )
     gce.fail("ml-research-1", 403)
-    response = api_client(Role.ADMIN).post(sync_url(gcp_provider))
-    assert response.status_code == 200
-    [scope] = response.data["scopes"]
+    admin = api_client(Role.ADMIN)
+    response = post_sync(admin, gcp_provider, django_capture_on_commit_callbacks)
+    assert response.status_code == 202
+    tasks.inventory_sync_run(*queued)
+    polled = admin.get(response["Location"])
+    assert polled.data["status"] == "done"  # the run finished; the scope's cloud error is in its report
+    [scope] = polled.data["report"]["scopes"]
     assert scope["ok"] is False and scope["skipped"] is False and "Forbidden" in scope["error"]
     assert scope["next_attempt_at"] is not None
+    assert polled.data["report"]["ok"] is False
     assert InventoryScope.objects.get().consecutive_failures == 3
 
 
-def test_viewer_and_read_only_token_cannot_sync(api_client, gcp_provider, gce):
+def test_viewer_and_read_only_token_cannot_sync(api_client, gcp_provider, gce, queued):
     assert api_client(Role.VIEWER).post(sync_url(gcp_provider)).status_code == 403
     response = api_client(Role.OPERATOR, read_only=True).post(sync_url(gcp_provider))
     assert response.status_code == 403 and "read-only" in response.data["detail"]
     assert APIClient().post(sync_url(gcp_provider)).status_code == 401
     assert not gce.requests and not Node.objects.exists()
+    assert not SyncRun.objects.exists() and queued == []
 
 
-def test_sync_refuses_onprem_disabled_and_missing_providers(admin_api):
+def test_sync_refuses_onprem_disabled_and_missing_providers(admin_api, queued):
     response = admin_api.post(sync_url(OnPremProviderFactory()))
     assert response.status_code == 400 and "kind" in response.data
     response = admin_api.post(sync_url(ProviderFactory(enabled=False)))
     assert response.status_code == 400 and "enabled" in response.data
     assert admin_api.post(reverse("api:provider-sync", kwargs={"pk": 987654321})).status_code == 404
+    assert not SyncRun.objects.exists() and queued == []
+
+
+def test_sync_runs_list_newest_first_filter_and_are_read_only(api_client, admin_api):
+    aws, gcp = ProviderFactory(name="aws-prod"), ProviderFactory(name="gcp-ml", kind=ProviderKind.GCP)
+    old = SyncRun.objects.create(provider=aws, status=RunStatus.FAILED, error="The provider was disabled")
+    new = SyncRun.objects.create(provider=gcp)
+    viewer = api_client(Role.VIEWER)
+    runs_url = reverse("api:syncrun-list")
+    response = viewer.get(runs_url)
+    assert response.status_code == 200
+    assert [r["id"] for r in response.data["results"]] == [new.pk, old.pk]
+    assert [r["id"] for r in viewer.get(runs_url, {"provider": aws.pk}).data["results"]] == [old.pk]
+    assert [r["id"] for r in viewer.get(runs_url, {"status": "queued"}).data["results"]] == [new.pk]
+    assert viewer.get(runs_url, {"status": "nonsense"}).status_code == 400
+    detail = reverse("api:syncrun-detail", kwargs={"pk": old.pk})
+    assert viewer.get(detail).data["error"] == "The provider was disabled"
+    assert APIClient().get(detail).status_code == 401
+    assert admin_api.post(runs_url, {"provider": aws.pk}).status_code == 405
+    assert admin_api.patch(detail, {"status": "done"}).status_code == 405
+    assert admin_api.delete(detail).status_code == 405
 
 
 def scopes_url() -> str:
@@ -144,4 +207,15 @@ def test_schema_documents_the_new_endpoints(admin_api):
     schema = admin_api.get(reverse("api-schema"), {"format": "json"}).json()
     assert "/api/v1/inventory-scopes/" in schema["paths"]
     sync = schema["paths"]["/api/v1/providers/{id}/sync/"]["post"]
-    assert "SyncReport" in str(sync["responses"]["200"])
+    assert set(sync["responses"]) == {"202"} and "SyncRun" in str(sync["responses"]["202"])
+    assert "get" in schema["paths"]["/api/v1/sync-runs/{id}/"]
+    run = schema["components"]["schemas"]["SyncRun"]["properties"]
+    assert {"url", "status", "finished", "report", "error"} <= set(run)
+
+
+def test_sync_runs_show_read_only_in_the_admin(admin_client):
+    run = SyncRun.objects.create(provider=ProviderFactory(name="aws-prod"), status=RunStatus.FAILED, error="x")
+    changelist = admin_client.get(reverse("admin:fleet_syncrun_changelist"))
+    assert changelist.status_code == 200 and "aws-prod" in changelist.content.decode()
+    assert admin_client.get(reverse("admin:fleet_syncrun_change", args=[run.pk])).status_code == 200
+    assert admin_client.get(reverse("admin:fleet_syncrun_add")).status_code == 403

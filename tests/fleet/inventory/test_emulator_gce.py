@@ -14,7 +14,7 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
-from fleet.emulators.gce import DEMO_PROJECT, GceEmulator
+from devtools.emulators.gce import DEMO_PROJECT, GceEmulator
 from tests.conftest import ROOT
 
 
@@ -113,7 +113,7 @@ def test_failures_can_be_limited_and_delayed(emulator):
 
 def test_command_line_entry_point_serves_the_demo_fleet():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet.emulators.gce", "--port", "0", "--seed-demo"],
+        [sys.executable, "-m", "devtools.emulators.gce", "--port", "0", "--seed-demo"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""GCP inventory through the real google-cloud-compute client (REST) against fleet.emulators.gce."""
+"""GCP inventory through the real google-cloud-compute client (REST) against devtools.emulators.gce."""
 
 from __future__ import annotations
 

@@ -206,3 +206,15 @@ def test_a_shared_token_file_is_read_once_per_poll(exporter, tmp_path, monkeypat
     monkeypatch.setattr(type(token_file), "read_text", lambda self, *a, **k: reads.append(self) or real_read_text(self))
     report = telemetry_poll(now=NOW)
     assert report.nodes_ok == 5 and reads == [token_file]
+
+
+def test_the_poll_module_still_offers_what_callers_import_from_it():
+    """The poller is split by role (tokens, fetch, readings, ingest, report); callers keep one import path."""
+    from fleet.telemetry import fetch, ingest, poll, report, tokens
+
+    assert poll.fetch_many is fetch.fetch_many
+    assert poll.token_resolve is tokens.token_resolve
+    assert poll.PollReport is report.PollReport
+    assert poll.poll_slot is report.poll_slot
+    assert poll.readings_store is ingest.readings_store
+    assert set(poll.__all__) <= set(vars(poll))

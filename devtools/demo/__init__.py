@@ -1,0 +1,1 @@
+"""The demo's seed data: a plausible fleet, its prices, ledger, budgets, reports and jobs (``manage.py seed_demo``)."""

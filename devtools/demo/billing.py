@@ -1,0 +1,209 @@
+"""The demo's billing data: on-prem cost models and price estimates, the ledger, budgets and a weekly report.
+
+Each seed goes through billing's own services (the catalogue loader, the ledger backfill, the models billing's
+forms create) and is idempotent, so ``seed_demo --if-empty`` can run it on every ``make demo``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from django.db import transaction
+from django.db.models import Count, Min, Sum
+from django.utils import timezone
+
+from billing import selectors as billing_selectors
+from billing.catalogue import CLOUD_KINDS, catalogue_load
+from billing.choices import PriceSource, ReportPeriod
+from billing.ledger import LedgerReport, ledger_backfill
+from billing.models import Budget, InstancePrice, OnPremCostModel, ReportSubscription
+from billing.rates import region_continent
+from devtools.demo.fleet import DEMO_PROVIDERS, DEMO_SITES
+from fleet.catalog import GPU_SPECS, INSTANCE_TYPES, gpu_key
+from fleet.choices import ProviderKind
+from fleet.models import Node, Site, Team
+
+DEMO_COST_MODELS_FROM = date(2024, 1, 1)
+# Per-GPU purchase price (server price ÷ GPUs, networking share included), amortised over 48 months, with
+# yearly operations (support, space, staff; not electricity, which is measured) at about 10 % of capex.
+# Street prices, rounded: DGX H100 ≈ $300k per 8-GPU server; HGX A100 80GB ≈ $150k; a 4×L40S server ≈ $60k;
+# a 2×T4 inference box ≈ $12k.
+DEMO_SERVER_COSTS = {
+    # catalogue shape → (server USD, note)
+    "dgx-h100": (Decimal(300_000), "DGX H100 ≈ $300k per 8-GPU server; 48 months; ops 10 %/year of capex"),
+    "hgx-a100-80gb": (Decimal(150_000), "HGX A100 80GB ≈ $150k per 8-GPU server; 48 months; ops 10 %/year"),
+    "l40s-4x": (Decimal(60_000), "4×L40S server ≈ $60k; 48 months; ops 10 %/year of capex"),
+    "t4-inference-2x": (Decimal(12_000), "2×T4 inference server ≈ $12k; 48 months; ops 10 %/year of capex"),
+}
+DEMO_FALLBACK_USD_PER_GPU = Decimal(20_000)
+DEMO_AMORTISATION_MONTHS = 48
+DEMO_OPS_SHARE_PER_YEAR = Decimal("0.10")
+
+
+@transaction.atomic
+def demo_prices_seed() -> dict[str, int]:
+    """Load the shipped catalogue and give the demo's on-prem sites cost models (idempotent)."""
+    report = catalogue_load()
+    onprem = {s.name: s for s in DEMO_SITES if s.provider == "onprem"}
+    sites = Site.objects.filter(name__in=onprem, provider__kind=ProviderKind.ONPREM)
+    created = 0
+    for site in sites:
+        plans = []
+        for shape, _ in onprem[site.name].types:
+            server_usd, note = DEMO_SERVER_COSTS[shape]
+            spec = INSTANCE_TYPES[shape]
+            plans.append((GPU_SPECS[spec.gpu].nvml_name, server_usd / spec.gpu_count, note))
+        plans.append(("", DEMO_FALLBACK_USD_PER_GPU, "Any other GPU: ≈ $20k per GPU; 48 months; ops 10 %/year"))
+        for nvml_name, per_gpu, note in plans:
+            _, made = OnPremCostModel.objects.update_or_create(
+                site=site,
+                gpu_model=nvml_name,
+                effective_from=DEMO_COST_MODELS_FROM,
+                defaults={
+                    "purchase_usd_per_gpu": per_gpu.quantize(Decimal("0.01")),
+                    "amortisation_months": DEMO_AMORTISATION_MONTHS,
+                    "ops_usd_per_gpu_year": (per_gpu * DEMO_OPS_SHARE_PER_YEAR).quantize(Decimal("0.01")),
+                    "note": f"Demo figure: {note}",
+                },
+            )
+            created += made
+    return {**report.as_dict(), "cost_models_created": created, "demo_price_estimates": demo_price_estimates_seed()}
+
+
+# Demo only: regions outside the fixtures' us-east-1 / us-central1 cost a little more (EU list prices run ≈10 %
+# above US ones for these types); a GPU model the fixtures price nowhere gets a public list price per GPU-hour.
+DEMO_REGION_FACTORS = {"north-america": Decimal("1.00"), "europe": Decimal("1.10")}
+DEMO_GPU_HOUR_USD = {"L40S": (Decimal("1.861"), "AWS g6e.xlarge public on-demand list price, not in the fixtures")}
+
+
+def demo_price_estimates_seed() -> int:
+    """Give every demo cloud node's instance type a price in its region: the catalogue prices only part of them.
+
+    Covers the cloud nodes of the demo providers as they are now (call again after the demo's inventory sync).
+    Each estimate is an OVERRIDE row whose note says it is a demo estimate and how it was made: the same type's
+    catalogue price in another region × a regional factor, else the catalogue's per-GPU price of the same GPU
+    model × the GPU count, else DEMO_GPU_HOUR_USD. Idempotent; rows the catalogue prices are left alone.
+    """
+    catalogue = list(InstancePrice.objects.exclude(source=PriceSource.OVERRIDE).order_by("effective_from", "pk"))
+    priced = {(p.provider_kind, p.region, p.instance_type) for p in InstancePrice.objects.all()}
+    by_type = {(p.provider_kind, p.instance_type): p for p in catalogue}
+    per_gpu = {}
+    for price in catalogue:
+        if price.on_demand_usd_per_h is not None:
+            per_gpu[price.gpu_model] = (price.on_demand_usd_per_h / price.gpu_count, price)
+    # Spot where no spot figure is known: the median spot / on-demand ratio of the catalogue.
+    ratios = sorted(
+        p.spot_usd_per_h / p.on_demand_usd_per_h for p in catalogue if p.spot_usd_per_h and p.on_demand_usd_per_h
+    )
+    spot_ratio = ratios[len(ratios) // 2] if ratios else Decimal("0.4")
+    nodes = (
+        Node.objects.filter(
+            site__provider__name__in=[p[0] for p in DEMO_PROVIDERS], site__provider__kind__in=CLOUD_KINDS
+        )
+        .exclude(instance_type="")
+        .annotate(gpu_count=Count("gpus"), gpu_model=Min("gpus__model"))
+        .filter(gpu_count__gt=0)
+        .values_list("site__provider__kind", "site__region", "instance_type", "gpu_model", "gpu_count")
+        .order_by("site__provider__kind", "site__region", "instance_type")
+        .distinct()
+    )
+    created = 0
+    for kind, region, instance_type, nvml_name, gpu_count in nodes:
+        if (kind, region, instance_type) in priced:
+            continue
+        priced.add((kind, region, instance_type))
+        model = gpu_key(nvml_name)
+        factor = DEMO_REGION_FACTORS.get(region_continent(kind, region), Decimal("1.10"))
+        same_type = by_type.get((kind, instance_type))
+        if same_type is not None and same_type.on_demand_usd_per_h is not None:
+            on_demand = same_type.on_demand_usd_per_h * factor
+            spot = same_type.spot_usd_per_h * factor if same_type.spot_usd_per_h is not None else None
+            how = f"{same_type.region} catalogue price × {factor}"
+        elif model in per_gpu:
+            rate, source = per_gpu[model]
+            on_demand, spot = rate * gpu_count * factor, None
+            how = f"{source.instance_type} ({source.region}) per-GPU price × {gpu_count} GPUs × {factor}"
+        elif model in DEMO_GPU_HOUR_USD:
+            rate, why = DEMO_GPU_HOUR_USD[model]
+            on_demand, spot = rate * gpu_count * factor, None
+            how = f"{why}, × {gpu_count} GPUs × {factor}"
+        else:
+            continue  # the ledger reports the node as unpriced
+        if spot is None:
+            spot = on_demand * spot_ratio
+            how += f"; spot = on-demand × {spot_ratio:.3f} (the catalogue's median spot ratio)"
+        InstancePrice.objects.create(
+            provider_kind=kind,
+            region=region,
+            instance_type=instance_type,
+            effective_from=DEMO_COST_MODELS_FROM,
+            source=PriceSource.OVERRIDE,
+            gpu_model=model,
+            gpu_count=gpu_count,
+            on_demand_usd_per_h=on_demand.quantize(Decimal("0.000001")),
+            spot_usd_per_h=spot.quantize(Decimal("0.000001")),
+            note=f"Demo estimate, not a published price: {how}",
+        )
+        created += 1
+    return created
+
+
+def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None = None) -> list[Budget]:
+    """Give every team without a budget one of this month's forecast × ``headroom`` (rounded up to $100;
+    at least $100), alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``: for the demo."""
+    today = today or billing_selectors.utc_today()
+    month = billing_selectors.month_start_of(today)
+    teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
+    spend = dict(
+        billing_selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
+        .values_list("team_id")
+        .annotate(s=Sum("total_usd"))
+    )
+    created = []
+    for team in teams:
+        forecast = billing_selectors.month_forecast_usd(
+            month_start=month, spent_usd=spend.get(team.pk, Decimal(0)), today=today
+        )
+        amount = max(Decimal(100), ((forecast * headroom) / 100).to_integral_value(rounding=ROUND_CEILING) * 100)
+        created.append(
+            Budget.objects.create(
+                team=team, monthly_usd=amount, thresholds_pct=[80, 100], recipients=[f"{team.slug}-lead@example.com"]
+            )
+        )
+    return created
+
+
+DEMO_TIGHT_TEAM = "research"
+DEMO_TIGHT_SHARE = Decimal("0.85")
+
+
+def demo_budget_tighten(*, today: date | None = None) -> str:
+    """Set the demo's research budget so that this month's spend so far is 85 % of it (rounded up to $100), so the
+    demo shows a budget alert (80 %, and the forecast over budget) on its first check; returns the team's name, or
+    "" when the team or its budget is missing."""
+    today = today or billing_selectors.utc_today()
+    budget = Budget.objects.filter(team__slug=DEMO_TIGHT_TEAM).select_related("team").first()
+    if budget is None:
+        return ""
+    month = billing_selectors.month_start_of(today)
+    spent = billing_selectors.budget_spend(budgets=[budget], start=month, end=today + timedelta(days=1))[budget.pk]
+    budget.monthly_usd = max(Decimal(100), (spent / DEMO_TIGHT_SHARE / 100).to_integral_value(ROUND_CEILING) * 100)
+    budget.save(update_fields=["monthly_usd"])
+    return budget.team.name
+
+
+def demo_ledger_seed(*, days: int = 30, now: datetime | None = None) -> LedgerReport:
+    """Compute the ledger of the last ``days`` UTC days and today so far (for ``seed_demo``, after prices load)."""
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    return ledger_backfill(start=today - timedelta(days=days), end=today, now=now)
+
+
+def demo_reports_seed() -> ReportSubscription:
+    """The demo's weekly whole-fleet report to finance@example.com (idempotent)."""
+    subscription, _ = ReportSubscription.objects.get_or_create(
+        name="Weekly fleet cost report",
+        defaults={"recipients": ["finance@example.com"], "period": ReportPeriod.WEEKLY, "team": None},
+    )
+    return subscription

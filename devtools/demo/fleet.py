@@ -1,0 +1,314 @@
+"""A plausible, deterministic demo fleet: on-prem data centres and AWS/GCP regions with real GPU shapes."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import LedgerDay, LedgerEntry, LedgerNodeDay
+from devtools.demo.scheduler import DEMO_DATASETS
+from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
+from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
+from fleet.models import GPU, Node, Project, Provider, Site, Team
+from scheduler.models import Dataset, Job
+
+DEMO_SIMULATOR_URL = "http://127.0.0.1:9500"
+DEMO_PROVIDERS = (
+    # name, kind, account id, credential reference
+    ("onprem", ProviderKind.ONPREM, "", ""),
+    ("aws-prod", ProviderKind.AWS, "123456789012", "profile:fleetdeck"),
+    ("gcp-ml", ProviderKind.GCP, "fleetdeck-ml", "adc"),
+)
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    provider: str
+    name: str
+    short: str
+    region: str
+    zone: str
+    continent: Continent
+    weight: int  # share of the demo's nodes
+    types: tuple[tuple[str, int], ...]  # (instance type, relative frequency)
+    electricity_usd_per_kwh: Decimal | None = None
+    pue: Decimal | None = None
+
+
+DEMO_SITES = (
+    DemoSite(
+        "onprem",
+        "dc-ams1",
+        "ams1",
+        "amsterdam",
+        "hall-a",
+        Continent.EUROPE,
+        22,
+        (("dgx-h100", 3), ("hgx-a100-80gb", 4), ("l40s-4x", 2), ("t4-inference-2x", 2)),
+        Decimal("0.21"),
+        Decimal("1.35"),
+    ),
+    DemoSite(
+        "onprem",
+        "dc-sjc1",
+        "sjc1",
+        "san-jose",
+        "row-4",
+        Continent.NORTH_AMERICA,
+        14,
+        (("dgx-h100", 4), ("hgx-a100-80gb", 2), ("l40s-4x", 1)),
+        Decimal("0.16"),
+        Decimal("1.25"),
+    ),
+    DemoSite(
+        "aws-prod",
+        "aws-us-east-1",
+        "use1",
+        "us-east-1",
+        "us-east-1a",
+        Continent.NORTH_AMERICA,
+        24,
+        (
+            ("p5.48xlarge", 2),
+            ("p4d.24xlarge", 2),
+            ("g5.xlarge", 5),
+            ("g5.12xlarge", 2),
+            ("g6.xlarge", 4),
+            ("g4dn.xlarge", 4),
+        ),
+    ),
+    DemoSite(
+        "aws-prod",
+        "aws-us-west-2",
+        "usw2",
+        "us-west-2",
+        "us-west-2b",
+        Continent.NORTH_AMERICA,
+        10,
+        (("p4de.24xlarge", 1), ("g5.xlarge", 3), ("g6e.xlarge", 2), ("g4dn.xlarge", 2)),
+    ),
+    DemoSite(
+        "aws-prod",
+        "aws-eu-west-1",
+        "euw1",
+        "eu-west-1",
+        "eu-west-1a",
+        Continent.EUROPE,
+        8,
+        (("g5.xlarge", 3), ("g4dn.xlarge", 2), ("p4d.24xlarge", 1)),
+    ),
+    DemoSite(
+        "gcp-ml",
+        "gcp-us-central1",
+        "usc1",
+        "us-central1",
+        "us-central1-a",
+        Continent.NORTH_AMERICA,
+        14,
+        (("a3-highgpu-8g", 2), ("a2-highgpu-1g", 4), ("a2-highgpu-8g", 1), ("g2-standard-4", 5)),
+    ),
+    DemoSite(
+        "gcp-ml",
+        "gcp-europe-west4",
+        "euw4",
+        "europe-west4",
+        "europe-west4-a",
+        Continent.EUROPE,
+        8,
+        (("a2-ultragpu-8g", 1), ("g2-standard-4", 3), ("g2-standard-48", 1)),
+    ),
+)
+
+DEMO_TEAMS = {
+    "research": ("Research", (("llm-pretrain", "LLM pretraining"), ("vision", "Vision models"))),
+    "inference": ("Inference", (("chat-serving", "Chat serving"), ("batch-embed", "Batch embeddings"))),
+    "platform": ("Platform", (("ci-gpu", "GPU CI"),)),
+    "data": ("Data", (("feature-etl", "Feature ETL"),)),
+}
+
+
+def _weighted(rng: random.Random, pairs):
+    items, weights = zip(*pairs, strict=True)
+    return rng.choices(items, weights=weights, k=1)[0]
+
+
+def _state(rng: random.Random, onprem: bool) -> NodeState:
+    roll = rng.random()
+    if roll < 0.03:
+        return NodeState.UNREACHABLE
+    if roll < 0.08:
+        return NodeState.STOPPED
+    if roll < 0.10 and not onprem:
+        return NodeState.TERMINATED
+    return NodeState.RUNNING
+
+
+@transaction.atomic
+def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEMO_SIMULATOR_URL) -> dict[str, int]:
+    """Create the demo providers, sites, teams, projects, ``nodes`` nodes and their GPUs; return the counts.
+
+    Deterministic for a given ``seed``. Refuses to run twice: call ``demo_fleet_delete`` first. Nodes report
+    through the fleet simulator at ``simulator_url`` (``manage.py simulate``).
+    """
+    if Provider.objects.filter(name__in=[p[0] for p in DEMO_PROVIDERS]).exists():
+        raise ValueError("The demo fleet is already seeded; delete it first (seed_demo --reset).")
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
+    now = timezone.now().replace(microsecond=0)
+
+    providers = {
+        name: Provider.objects.create(
+            name=name,
+            kind=kind,
+            account_id=account,
+            credential_ref=cred,
+            # AWS inventory (and launching) needs its regions; GCP's empty list means every zone.
+            regions=sorted({s.region for s in DEMO_SITES if s.provider == name}) if kind == ProviderKind.AWS else [],
+        )
+        for name, kind, account, cred in DEMO_PROVIDERS
+    }
+    sites = {
+        s.name: Site.objects.create(
+            provider=providers[s.provider],
+            name=s.name,
+            region=s.region,
+            zone=s.zone,
+            continent=s.continent,
+            electricity_usd_per_kwh=s.electricity_usd_per_kwh,
+            pue=s.pue,
+        )
+        for s in DEMO_SITES
+    }
+    teams, projects = {}, []
+    for slug, (name, team_projects) in DEMO_TEAMS.items():
+        teams[slug] = Team.objects.create(name=name, slug=slug)
+        projects += [
+            Project.objects.create(team=teams[slug], name=p_name, slug=p_slug) for p_slug, p_name in team_projects
+        ]
+
+    total_weight = sum(s.weight for s in DEMO_SITES)
+    node_rows, gpu_plan = [], []
+    for demo_site in DEMO_SITES:
+        site = sites[demo_site.name]
+        onprem = demo_site.provider == "onprem"
+        for n in range(max(1, round(nodes * demo_site.weight / total_weight))):
+            itype = INSTANCE_TYPES[_weighted(rng, demo_site.types)]
+            project = rng.choice(projects)
+            state = _state(rng, onprem)
+            name = f"{demo_site.short}-{itype.name.split('.')[0]}-{n + 1:03d}"
+            lifecycle = (
+                NodeLifecycle.OWNED
+                if onprem
+                else _weighted(
+                    rng, ((NodeLifecycle.ON_DEMAND, 6), (NodeLifecycle.SPOT, 3), (NodeLifecycle.RESERVED, 1))
+                )
+            )
+            if demo_site.provider == "aws-prod":
+                external_id = f"i-{rng.getrandbits(68):017x}"
+            elif demo_site.provider == "gcp-ml":
+                external_id = str(rng.randrange(10**18, 10**19))
+            else:
+                external_id = ""
+            node_rows.append(
+                Node(
+                    site=site,
+                    name=name,
+                    external_id=external_id,
+                    instance_type=itype.name,
+                    lifecycle=lifecycle,
+                    state=state,
+                    team=project.team,
+                    project=project,
+                    labels={"env": rng.choice(["prod", "prod", "staging"]), "owner": project.team.slug},
+                    telemetry_url=f"{simulator_url.rstrip('/')}/nodes/{name}/metrics",
+                    token_ref="env:FLEETDECK_AGENT_TOKEN",  # noqa: S106 - a reference, not a token
+                    launched_at=now - timedelta(hours=rng.randrange(2, 24 * 400)),
+                )
+            )
+            gpu_plan.append(itype)
+    created = Node.objects.bulk_create(node_rows)
+    gpus = []
+    for node, itype in zip(created, gpu_plan, strict=True):
+        spec = GPU_SPECS[itype.gpu]
+        gpus += [
+            GPU(
+                node=node,
+                index=i,
+                uuid=f"GPU-{uuid.UUID(int=rng.getrandbits(128))}",
+                model=spec.nvml_name,
+                memory_mib=spec.memory_mib,
+                power_limit_w=spec.power_limit_w,
+            )
+            for i in range(itype.gpu_count)
+        ]
+    GPU.objects.bulk_create(gpus, batch_size=2000)
+    return {
+        "providers": len(providers),
+        "sites": len(sites),
+        "teams": len(teams),
+        "nodes": len(created),
+        "gpus": len(gpus),
+    }
+
+
+@transaction.atomic
+def demo_fleet_delete() -> None:
+    """Delete the demo fleet (its providers and everything under them, and the demo teams), with the spend,
+    jobs and datasets that refer to it."""
+    names = [p[0] for p in DEMO_PROVIDERS]
+    Job.objects.filter(team__slug__in=DEMO_TEAMS).delete()
+    Dataset.objects.filter(Q(site__provider__name__in=names) | Q(name__in=[d[0] for d in DEMO_DATASETS])).delete()
+    LedgerEntry.objects.filter(provider__name__in=names).delete()
+    LedgerDay.objects.filter(provider__name__in=names).delete()
+    LedgerNodeDay.objects.filter(node__site__provider__name__in=names).delete()
+    Node.objects.filter(site__provider__name__in=names).delete()
+    Site.objects.filter(provider__name__in=names).delete()
+    Provider.objects.filter(name__in=names).delete()
+    Project.objects.filter(team__slug__in=DEMO_TEAMS).delete()
+    Team.objects.filter(slug__in=DEMO_TEAMS).delete()
+
+
+# Synthetic hourly roll-ups for the demo's history (the simulator only produces telemetry from the moment the demo
+# starts). About one GPU in eight sits idle; the others run at 30-99 % with a per-hour wobble. Power follows
+# utilisation between 12 % and 97 % of the GPU's limit; energy is that power over the hour.
+DEMO_HISTORY_SQL = """
+INSERT INTO fleet_gpu_hour (hour, gpu_id, energy_wh, samples, idle_s, util_avg, util_max, power_avg_w, power_max_w,
+                            mem_used_max_mib, temp_max_c, minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c)
+SELECT h.hour, g.id, u.power_w, 240, CASE WHEN u.util < 5 THEN 3600 ELSE 0 END, u.util, least(100, u.util + 8),
+       u.power_w, least(lim.w, u.power_w * 1.1), g.memory_mib * u.util / 100.0, 35 + u.util / 2.0,
+       '{}', '{}', '{}', '{}', '{}'
+FROM fleet_gpu g
+JOIN fleet_node n ON n.id = g.node_id
+JOIN fleet_site s ON s.id = n.site_id
+JOIN fleet_provider p ON p.id = s.provider_id
+CROSS JOIN LATERAL (SELECT coalesce(g.power_limit_w, 300)::float AS w) lim
+CROSS JOIN LATERAL generate_series(
+    greatest(date_trunc('hour', coalesce(n.launched_at, n.created)) + interval '1 hour', %(start)s::timestamptz),
+    %(last)s::timestamptz, interval '1 hour') AS h(hour)
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN abs(hashint8(g.id)) %% 8 = 0 THEN (abs(hashint8(g.id + extract(epoch FROM h.hour)::bigint)) %% 4)
+                ELSE 30 + abs(hashint8(g.id * 7919 + extract(epoch FROM h.hour)::bigint)) %% 70 END::float AS util
+) u0
+CROSS JOIN LATERAL (SELECT u0.util, lim.w * (0.12 + 0.85 * u0.util / 100.0) AS power_w) u
+WHERE p.name = ANY(%(providers)s) AND n.state = 'running'
+ON CONFLICT (gpu_id, hour) DO NOTHING
+"""
+
+
+def demo_telemetry_history_seed(*, days: int = 30, now=None) -> int:
+    """Hourly roll-ups of the demo fleet's GPUs for the last ``days`` days up to two hours ago (so the live
+    roll-ups of the simulator's telemetry are never overwritten); returns the rows written. Idempotent."""
+    now = now or timezone.now()
+    last = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            DEMO_HISTORY_SQL,
+            {"start": last - timedelta(days=days), "last": last, "providers": [p[0] for p in DEMO_PROVIDERS]},
+        )
+        return cursor.rowcount

@@ -1,0 +1,1 @@
+"""Management commands of the development tools (seed_demo, bench, simulate, demo_clouds, mailsink)."""
