@@ -60,3 +60,11 @@ class HealthEventKind(models.TextChoices):
     ECC_SBE = "ecc-sbe", "ECC single-bit errors"
     ECC_DBE = "ecc-dbe", "ECC double-bit errors"
     GPU_LOST = "gpu-lost", "GPU lost"
+
+
+class TelemetrySourceKind(models.TextChoices):
+    """The three ways telemetry comes in (docs/telemetry.md): scraped by shards, pushed, or read from Prometheus."""
+
+    SCRAPE_SHARD = "scrape-shard", "Scrape shard"
+    REMOTE_WRITE = "remote-write", "Prometheus remote-write"
+    PROMQL = "promql", "PromQL source"

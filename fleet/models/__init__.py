@@ -1,7 +1,8 @@
-"""Fleet models: inventory (providers, sites, nodes, GPUs, teams, sync runs) and telemetry (readings, health events)."""
+"""Fleet models: inventory (providers, sites, nodes, GPUs, teams, sync runs) and telemetry (health events,
+PromQL sources, source health)."""
 
 from fleet.models.inventory import GPU, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
-from fleet.models.telemetry import GpuSample, HealthEvent
+from fleet.models.telemetry import GpuSample, HealthEvent, PromQLSource, TelemetrySourceHealth
 
 __all__ = [
     "GPU",
@@ -10,8 +11,10 @@ __all__ = [
     "InventoryScope",
     "Node",
     "Project",
+    "PromQLSource",
     "Provider",
     "Site",
     "SyncRun",
     "Team",
+    "TelemetrySourceHealth",
 ]

@@ -1,9 +1,12 @@
-"""Telemetry records kept by the ORM: GPU health events. (Samples and roll-ups live in tables created by SQL
-migrations and written with COPY; see fleet/telemetry/storage.py.)"""
+"""Telemetry records kept by the ORM: GPU health events, PromQL sources and the health of every telemetry source.
+(Samples and roll-ups live in tables created by SQL migrations and written with COPY; see
+fleet/telemetry/storage.py.)"""
 
 from django.db import models
 
-from fleet.choices import HealthEventKind
+from core.validators import validate_one_line
+from fleet.choices import HealthEventKind, TelemetrySourceKind
+from fleet.validators import validate_telemetry_url, validate_token_ref
 
 
 class HealthEvent(models.Model):
@@ -49,3 +52,74 @@ class GpuSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gpu_id}@{self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class PromQLSource(models.Model):
+    """A Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics) that already scrapes
+    dcgm-exporter for a site's nodes: Fleetdeck reads the series from its ``/api/v1/query_range`` instead of
+    scraping the nodes itself (fleet.telemetry.promql)."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[validate_one_line])
+    site = models.ForeignKey(
+        "fleet.Site",
+        on_delete=models.CASCADE,
+        related_name="promql_sources",
+        help_text="GPUs the source reports that Fleetdeck does not know are registered under this site's nodes.",
+    )
+    url = models.URLField(
+        max_length=500,
+        validators=[validate_telemetry_url],
+        help_text="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090 (…/api/v1/query_range is added).",
+    )
+    token_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_token_ref],
+        help_text="Bearer token reference (env:FLEETDECK_… or file:<secrets folder>/…); empty: no token.",
+    )
+    selector = models.CharField(
+        max_length=300,
+        blank=True,
+        validators=[validate_one_line],
+        help_text='Extra PromQL label matchers for every series read, e.g. job="dcgm".',
+    )
+    enabled = models.BooleanField(default=True)
+    read_until = models.DateTimeField(null=True, blank=True, help_text="Samples up to here have been read.")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TelemetrySourceHealth(models.Model):
+    """How one source of telemetry is keeping up: a scrape shard, the remote-write receiver, a PromQL source.
+
+    Written by the source as it runs; the overview shows it, so an operator sees when telemetry falls behind.
+    """
+
+    kind = models.CharField(max_length=16, choices=TelemetrySourceKind.choices)
+    name = models.CharField(max_length=100, help_text="The shard (3/8), the token's user, or the source's name.")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    runs = models.PositiveBigIntegerField(default=0)
+    late_runs = models.PositiveBigIntegerField(default=0, help_text="Runs that started after their slot had passed.")
+    failed_runs = models.PositiveBigIntegerField(default=0)
+    samples_total = models.PositiveBigIntegerField(default=0)
+    samples_last = models.PositiveIntegerField(default=0, help_text="Samples stored by the last run or request.")
+    lag_s = models.FloatField(null=True, blank=True, help_text="How far behind now its newest stored sample is.")
+
+    class Meta:
+        ordering = ("kind", "name")
+        constraints = [
+            models.UniqueConstraint(fields=("kind", "name"), name="%(app_label)s_%(class)s_unique_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name}"

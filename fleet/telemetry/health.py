@@ -1,0 +1,74 @@
+"""The health of every telemetry source (scrape shards, remote-write, PromQL sources), one row each.
+
+Each source calls ``source_health_record`` once per run or request; the overview reads the rows
+(``source_health_list``) so an operator sees when telemetry falls behind: shards late or failing, the
+remote-write rate, how far a PromQL source lags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from fleet.choices import TelemetrySourceKind
+from fleet.models import TelemetrySourceHealth
+from fleet.telemetry.fetch import error_line
+
+UPSERT_SQL = """
+INSERT INTO fleet_telemetrysourcehealth AS h (
+    kind, name, last_run_at, last_ok_at, last_error, runs, late_runs, failed_runs, samples_total, samples_last, lag_s
+) VALUES (%(kind)s, %(name)s, %(now)s, %(ok_at)s, %(error)s, 1, %(late)s, %(failed)s, %(samples)s, %(samples)s,
+          %(lag_s)s)
+ON CONFLICT (kind, name) DO UPDATE SET
+    last_run_at = EXCLUDED.last_run_at,
+    last_ok_at = COALESCE(EXCLUDED.last_ok_at, h.last_ok_at),
+    last_error = EXCLUDED.last_error,
+    runs = h.runs + 1,
+    late_runs = h.late_runs + EXCLUDED.late_runs,
+    failed_runs = h.failed_runs + EXCLUDED.failed_runs,
+    samples_total = h.samples_total + EXCLUDED.samples_total,
+    samples_last = EXCLUDED.samples_last,
+    lag_s = COALESCE(EXCLUDED.lag_s, h.lag_s)
+"""
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What one run of a source did: whether it worked, what it stored, and how late it was."""
+
+    kind: TelemetrySourceKind
+    name: str
+    ok: bool
+    samples: int = 0
+    error: str = ""
+    late: bool = False
+    newest_sample_at: datetime | None = None  # its newest stored sample: lag = now - this
+
+
+def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None:
+    """Add one run to its source's row (created on first use), atomically: concurrent runs never lose a count."""
+    now = now or timezone.now()
+    lag_s = (now - run.newest_sample_at).total_seconds() if run.newest_sample_at is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            UPSERT_SQL,
+            {
+                "kind": str(run.kind),
+                "name": error_line(run.name)[:100],
+                "now": now,
+                "ok_at": now if run.ok else None,
+                "error": "" if run.ok else error_line(run.error)[:300],
+                "late": int(run.late),
+                "failed": int(not run.ok),
+                "samples": max(0, int(run.samples)),
+                "lag_s": max(0.0, lag_s) if lag_s is not None else None,
+            },
+        )
+
+
+def source_health_list() -> list[TelemetrySourceHealth]:
+    """Every source's row, by kind then name."""
+    return list(TelemetrySourceHealth.objects.order_by("kind", "name"))
