@@ -30,16 +30,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# .env for manage.py commands beside the demo (settings load it, the environment wins): DEBUG=true and the data
-# folder the demo uses, never anything else from the environment. A .env make did not write is left alone.
+# .fleetdeck/dev.env for manage.py commands beside the demo (settings load it, the environment wins): DEBUG=true
+# and the data folder the demo uses, never anything else from the environment. Never .env: that is the name of
+# the operator's production file for docker compose.
+DEV_ENV := .fleetdeck/dev.env
 dev-env:
-	@if [ -e .env ] && ! head -n 1 .env | grep -q '^# Written by make demo'; then \
-		echo "  .env was not written by make demo: left as it is (manage.py commands need DEBUG=true in it)."; \
-	else \
-		{ echo '# Written by make demo: development settings for manage.py commands. Never use in production.'; \
-		  echo 'DEBUG=true'; \
-		  $(if $(FLEETDECK_DATA_DIR),echo 'FLEETDECK_DATA_DIR=$(abspath $(FLEETDECK_DATA_DIR))';) } > .env; \
-	fi
+	@mkdir -p $(dir $(DEV_ENV))
+	@{ echo '# Written by make demo: development settings for manage.py commands. Never use in production.'; \
+	  echo 'DEBUG=true'; \
+	  $(if $(FLEETDECK_DATA_DIR),echo 'FLEETDECK_DATA_DIR=$(abspath $(FLEETDECK_DATA_DIR))';) } > $(DEV_ENV)
 
 demo: install dev-env
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
@@ -64,7 +63,6 @@ stop:
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^fleetdeck' > constraints.txt
 
-# A .env is removed only if make wrote it (dev-env's first line); one of your own stays.
+# .fleetdeck holds the embedded database, the broker folder and dev.env; a .env of your own stays.
 clean: stop
 	rm -rf $(VENV) .fleetdeck staticfiles test-artifacts
-	@if [ -f .env ] && head -n 1 .env | grep -q '^# Written by make demo'; then rm -f .env; fi

@@ -18,12 +18,14 @@ from dotenv import load_dotenv
 from config.embedded import embedded_database_url, filesystem_broker_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# A development .env (``make demo`` writes one: DEBUG=true for manage.py commands beside the demo) fills in
-# variables the environment leaves unset and never overrides one that is set. FLEETDECK_ENV_FILE names another
-# file, or none when empty. Production images ship no .env: their settings come from the environment only.
-ENV_FILE = os.environ.get("FLEETDECK_ENV_FILE", str(BASE_DIR / ".env"))
+# The development env file ``make demo`` writes (DEBUG=true for manage.py commands beside the demo) fills in
+# variables the environment leaves unset and never overrides one that is set. It is .fleetdeck/dev.env, never
+# .env: that name is the operator's production file for docker compose, which the settings never read (and
+# the demo's file never reaches a production process). FLEETDECK_ENV_FILE names another file, or none if empty.
+DEV_ENV_FILE = BASE_DIR / ".fleetdeck" / "dev.env"
+ENV_FILE = os.environ.get("FLEETDECK_ENV_FILE", str(DEV_ENV_FILE))
 if ENV_FILE and Path(ENV_FILE).is_file():
-    load_dotenv(ENV_FILE, override=False)
+    load_dotenv(ENV_FILE, override=False, interpolate=False)  # a "$" in a value stays a "$"
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -8,6 +8,7 @@ run when a job arrives or frees GPUs) is enqueued by the caller, a view or a tas
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -78,18 +79,25 @@ def job_update(*, job: Job, data: dict) -> Job:
     return job
 
 
-def frees_gpus(previous: str, state: str) -> bool:
-    """Whether a job moving from ``previous`` to ``state`` gives GPUs back (it held them and has ended): the
-    moment to queue a placement run for the jobs still pending."""
-    return state in ENDED_JOB_STATES and previous != JobState.PENDING
+@dataclass(frozen=True)
+class Transition:
+    """A job state change that happened: the job after it, and the state it left (read under the row lock)."""
+
+    job: Job
+    previous: str
+
+    @property
+    def frees_gpus(self) -> bool:
+        """Whether the job gave GPUs back (it held them and has ended): the moment to queue a placement run."""
+        return self.job.state in ENDED_JOB_STATES and self.previous != JobState.PENDING
 
 
 @transaction.atomic
-def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Job:
+def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Transition:
     """Move a job to ``state`` (placed→running→succeeded/failed; any live state→cancelled); raise TransitionError.
 
     Ending a job keeps its placement as history; its GPUs count as free again because only placed and running
-    jobs hold GPUs (``frees_gpus``). A placed job cancelled before it ran drops its planned egress (the data
+    jobs hold GPUs (``Transition.frees_gpus``). A placed job cancelled before it ran drops its planned egress (the data
     never moved); a job that starts running makes its active placement's planned egress real (planned=False,
     occurred_at=now), so the spend reads count it.
     """
@@ -112,7 +120,7 @@ def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Job:
     if previous == JobState.PLACED and state == JobState.CANCELLED:
         EgressRecord.objects.filter(placement__job=job, planned=True).delete()
     job.save(update_fields=fields)
-    return job
+    return Transition(job=job, previous=previous)
 
 
 def placements_requeue(*, placement_ids: list[int], reason: str) -> int:

@@ -22,7 +22,7 @@ from fleet.choices import ProviderKind
 from fleet.inventory.aws import aws_client_config, session_for
 from fleet.inventory.base import DiscoveryError
 from fleet.models import Provider
-from scheduler.choices import LaunchStatus, TargetKind
+from scheduler.choices import JobState, LaunchStatus, TargetKind
 from scheduler.jobs import placements_requeue
 from scheduler.models import Placement
 
@@ -184,11 +184,14 @@ def _gce_insert(provider, request: dict) -> dict:
 def placement_launch(*, placement_id: int) -> Placement | None:
     """Make the recorded launch call of one offer placement (live mode); a call once it is recorded does nothing.
 
-    The cloud call runs outside any transaction or row lock (a slow or retried call holds no database resources);
-    its idempotency token makes a concurrent or repeated delivery start nothing twice. Its outcome is then saved
-    under the placement's row lock, unless another delivery saved one first or the placement went inactive
-    meanwhile (its job cancelled or re-queued). On failure the error is kept on the placement and its job goes
-    back to the queue (``scheduler.jobs.placements_requeue``)."""
+    Only an active placement whose job is still placed is launched: a job cancelled (or re-queued) before its
+    launch ran gets no instances. The cloud call runs outside any transaction or row lock (a slow or retried
+    call holds no database resources); its idempotency token makes a concurrent or repeated delivery start
+    nothing twice. Its outcome is then saved under the placement's row lock, unless another delivery saved one
+    first; a success is never thrown away, though: if another delivery recorded a failure meanwhile (and sent
+    the job back to the queue), the instances this call started are recorded on the placement and logged as an
+    error for an operator. On failure the error is kept on the placement and its job goes back to the queue
+    (``scheduler.jobs.placements_requeue``)."""
     placement = _launchable(placement_id).select_related("job__team", "job__project").first()
     if placement is None or placement.launch_status != LaunchStatus.NONE:
         return placement
@@ -196,8 +199,10 @@ def placement_launch(*, placement_id: int) -> Placement | None:
     request = launch_request_build(placement=placement, provider=provider)
     result, error = _launch_call(placement, provider, request)
     with transaction.atomic():
-        current = _launchable(placement_id).select_for_update(of=("self",)).first()
+        current = Placement.objects.select_for_update(of=("self",)).filter(pk=placement_id).first()
         if current is None or current.launch_status != LaunchStatus.NONE:
+            if error is None and current is not None and current.launch_status == LaunchStatus.FAILED:
+                _late_success_record(current, request, result)
             return current
         if error is None:
             current.launch_request = {**request, "result": result}
@@ -215,8 +220,23 @@ def placement_launch(*, placement_id: int) -> Placement | None:
 
 
 def _launchable(placement_id: int):
-    """The active offer placement ``placement_id``, as a queryset."""
-    return Placement.objects.filter(pk=placement_id, target_kind=TargetKind.OFFER, active=True)
+    """The active offer placement ``placement_id`` whose job is still placed, as a queryset."""
+    return Placement.objects.filter(
+        pk=placement_id, target_kind=TargetKind.OFFER, active=True, job__state=JobState.PLACED
+    )
+
+
+def _late_success_record(placement: Placement, request: dict, result: dict) -> None:
+    """This delivery's call started instances after another delivery saved a failure (and re-queued the job):
+    keep what was started on the placement, and tell an operator (inventory sync will list the instances, tagged
+    with the job)."""
+    logger.error(
+        "placement %s: a launch succeeded after another delivery recorded its failure; started: %s",
+        placement.pk,
+        result,
+    )
+    placement.launch_request = {**placement.launch_request, "late_result": result, "late_request": request}
+    placement.save(update_fields=["launch_request"])
 
 
 def _launch_call(placement: Placement, provider: Provider | None, request: dict) -> tuple[dict | None, str | None]:

@@ -14,11 +14,7 @@ from django.db import transaction
 
 from scheduler import launch, placements, runs
 from scheduler.models import PlaceRun
-
-# A placement run solves small priority tiers exactly (MILP, 10 s limit each) and larger ones with the fast
-# method; a run still going after these limits is stopped (soft limit first) rather than hold a worker.
-PLACE_SOFT_TIME_LIMIT_S = 120
-PLACE_TIME_LIMIT_S = 150
+from scheduler.runs import PLACE_SOFT_TIME_LIMIT_S, PLACE_TIME_LIMIT_S
 
 
 @shared_task(

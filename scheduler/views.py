@@ -7,10 +7,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.runs import run_stalled
 from fleet.scoping import team_scope
 from scheduler import jobs, placements, selectors, tasks
 from scheduler.forms import JobForm, WhatIfForm
 from scheduler.models import Job, PlaceRun
+from scheduler.runs import PLACE_RUN_STALLED_AFTER
 from scheduler.serializers import candidate_dict
 
 HTMX_STOP_POLLING = 286  # htmx stops an hx-trigger="every …" poll on this status
@@ -94,6 +96,8 @@ def place_now(request):
 def place_run(request, pk: int):
     """A placement run's progress, then what it placed (the user's teams' jobs only); HTMX polls the partial until
     the run is finished, then stops and tells the queue to refresh."""
+    if not request.user.has_perm("scheduler.view_placerun"):
+        raise PermissionDenied
     run = get_object_or_404(PlaceRun, pk=pk)
     if not _is_partial(request):
         return render(request, "scheduler/place_run.html", _place_run_context(run, request.user))
@@ -101,13 +105,20 @@ def place_run(request, pk: int):
 
 
 def _place_run_context(run: PlaceRun, user) -> dict:
-    return {"run": run, "report": selectors.place_run_report(run, user=user)}
+    return {
+        "run": run,
+        "report": selectors.place_run_report(run, user=user),
+        "stalled": run_stalled(run, within=PLACE_RUN_STALLED_AFTER),
+        "stalled_after_min": int(PLACE_RUN_STALLED_AFTER.total_seconds() // 60),
+    }
 
 
 def _place_run_partial(request, run: PlaceRun):
-    """The run's progress partial; once it has finished, htmx stops polling and the queue refreshes."""
-    response = render(request, "scheduler/htmx/place_run.html", _place_run_context(run, request.user))
-    if run.finished:
+    """The run's progress partial; once it has finished, htmx stops polling and the queue refreshes (polling also
+    stops when no worker has finished it in PLACE_RUN_STALLED_AFTER: the partial says so)."""
+    context = _place_run_context(run, request.user)
+    response = render(request, "scheduler/htmx/place_run.html", context)
+    if run.finished or context["stalled"]:
         response.status_code = HTMX_STOP_POLLING
         response["HX-Trigger"] = "placed"
     return response

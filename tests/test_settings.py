@@ -87,7 +87,7 @@ def test_an_empty_data_dir_variable_means_the_default_not_the_working_directory(
 
 
 def make_dev_env(folder: Path, **env: str) -> Path:
-    """Run the Makefile's ``dev-env`` target (what ``make demo`` runs first) in ``folder``; the .env it writes."""
+    """Run the Makefile's ``dev-env`` target (what ``make demo`` runs first) in ``folder``; the file it writes."""
     subprocess.run(
         ["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(folder), "dev-env"],
         env={**os.environ, **env},
@@ -95,7 +95,7 @@ def make_dev_env(folder: Path, **env: str) -> Path:
         capture_output=True,
         timeout=60,
     )
-    return folder / ".env"
+    return folder / ".fleetdeck" / "dev.env"
 
 
 def run_without_debug(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -143,10 +143,29 @@ def test_the_env_file_points_commands_at_the_demos_data_folder(tmp_path):
     assert result.stdout.splitlines()[-1].split() == ["True", str(tmp_path / "data")]
 
 
-def test_make_demo_leaves_an_env_file_it_did_not_write_alone(tmp_path):
+def test_make_demo_never_touches_the_operators_env_and_settings_never_read_it(tmp_path):
+    """.env is docker compose's production file: the demo writes its own file beside it, and a manage.py command
+    without DEBUG in its environment does not pick up the production file's values (nor the demo's DEBUG)."""
     (tmp_path / ".env").write_text("SECRET_KEY=the-operators-own\n")
     env_file = make_dev_env(tmp_path)
-    assert env_file.read_text() == "SECRET_KEY=the-operators-own\n"
+    assert (tmp_path / ".env").read_text() == "SECRET_KEY=the-operators-own\n"
+    assert env_file.read_text().splitlines()[1:] == ["DEBUG=true"]
+    from config import settings as project_settings
+
+    assert project_settings.DEV_ENV_FILE == ROOT / ".fleetdeck" / "dev.env"
+
+
+def test_a_dollar_in_an_env_file_value_is_kept(tmp_path):
+    env_file = tmp_path / "dev.env"
+    env_file.write_text("DEBUG=true\nFLEETDECK_TEST_DOLLAR=pa$$word${HOME}\n")
+    result = run_without_debug(
+        "shell",
+        "-c",
+        "import os; print(os.environ['FLEETDECK_TEST_DOLLAR'])",
+        env={"FLEETDECK_ENV_FILE": str(env_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "pa$$word${HOME}"
 
 
 def test_the_env_file_is_git_ignored_and_not_copied_into_the_image():

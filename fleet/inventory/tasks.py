@@ -6,13 +6,9 @@ from celery import shared_task
 from django.db import transaction
 
 from fleet.choices import ProviderKind
-from fleet.inventory.runs import sync_run_execute
+from fleet.inventory.runs import SYNC_SOFT_TIME_LIMIT_S, SYNC_TIME_LIMIT_S, sync_run_execute, sync_run_request
 from fleet.inventory.sync import inventory_sync
 from fleet.models import Provider, SyncRun
-
-# A sync lists every region with bounded timeouts and retries; past this the worker is stuck, not slow.
-SYNC_SOFT_TIME_LIMIT_S = 600
-SYNC_TIME_LIMIT_S = 660
 
 
 @shared_task(name="fleet.tasks.inventory_sync_all", ignore_result=True)
@@ -53,8 +49,11 @@ def inventory_sync_run(run_id: int) -> None:
     sync_run_execute(run_id)
 
 
+@transaction.atomic
 def sync_run_start(*, provider: Provider) -> SyncRun:
-    """Record a sync of ``provider`` that ignores backoff and enqueue it once the transaction commits."""
-    run = SyncRun.objects.create(provider=provider, force=True)
-    transaction.on_commit(partial(inventory_sync_run.delay, run.pk))
+    """A sync of ``provider`` that ignores backoff: the one already queued or running, or a new one enqueued once
+    the transaction commits (so a client posting in a loop never piles up overlapping syncs)."""
+    run, created = sync_run_request(provider=provider)
+    if created:
+        transaction.on_commit(partial(inventory_sync_run.delay, run.pk))
     return run

@@ -104,12 +104,11 @@ class JobViewSet(TeamScopedViewMixin, FleetdeckModelViewSet):
         job = self.get_object()
         serializer = serializers.TransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        previous, state = job.state, serializer.validated_data["state"]
         try:
-            jobs.job_transition(job=job, state=state)
+            moved = jobs.job_transition(job=job, state=serializer.validated_data["state"])
         except jobs.TransitionError as exc:
             raise Conflict({"state": [str(exc)]}) from exc
-        if jobs.frees_gpus(previous, state):
+        if moved.frees_gpus:
             tasks.jobs_place_enqueue()
         return Response(serializers.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
 

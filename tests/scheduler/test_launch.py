@@ -126,17 +126,46 @@ def test_live_launch_without_an_image_fails_clearly(scenario, settings, aws, eag
     assert job.state == JobState.PENDING and "SCHEDULER_AWS_IMAGE_ID" in job.pending_reason
 
 
-def test_failed_launch_of_a_job_cancelled_meanwhile_leaves_it_cancelled(scenario, settings, aws):
+def test_a_job_cancelled_before_its_launch_ran_gets_no_instances(scenario, settings, aws):
     settings.SCHEDULER_LAUNCH = "live"
-    settings.SCHEDULER_AWS_IMAGE_ID = ""
-    job = scenario.job(allowed_providers=["aws"])
+    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
+    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
     jobs_place()
     placement = Placement.objects.get(job=job)
     job_transition(job=job, state=JobState.CANCELLED)
-    placement_launch(placement_id=placement.pk)
+    placement_launch(placement_id=placement.pk)  # the launch task, delivered after the cancel
     job.refresh_from_db()
     placement.refresh_from_db()
-    assert job.state == JobState.CANCELLED and placement.launch_status == LaunchStatus.FAILED
+    assert job.state == JobState.CANCELLED and placement.launch_status == LaunchStatus.NONE
+    assert aws.client("us-east-1").describe_instances()["Reservations"] == []
+
+
+def test_a_success_after_another_deliverys_failure_is_recorded_not_lost(scenario, settings, aws, monkeypatch, caplog):
+    """Two deliveries race; the other one's call failed and was saved first (the job went back to the queue).
+    The instances this call started must not vanish from the record."""
+    from botocore.client import BaseClient
+
+    settings.SCHEDULER_LAUNCH = "live"
+    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
+    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
+    jobs_place()
+    placement = Placement.objects.get(job=job)
+    make_api_call = BaseClient._make_api_call
+
+    def racing(client, operation, params):
+        response = make_api_call(client, operation, params)
+        if operation == "RunInstances":
+            Placement.objects.filter(pk=placement.pk).update(
+                launch_status=LaunchStatus.FAILED, launch_error="throttled", active=False
+            )
+        return response
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", racing)
+    placement_launch(placement_id=placement.pk)
+    placement.refresh_from_db()
+    assert (placement.launch_status, placement.launch_error) == (LaunchStatus.FAILED, "throttled")
+    (instance_id,) = placement.launch_request["late_result"]["instance_ids"]
+    assert instance_id.startswith("i-") and "launch succeeded after another delivery" in caplog.text
 
 
 def test_launch_requests_carry_idempotency_tokens(scenario):

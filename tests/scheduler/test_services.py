@@ -495,3 +495,12 @@ def test_beat_entries_run_on_the_scheduler_queue():
     assert set(entries) == {"scheduler.tasks.jobs_place", "scheduler.tasks.jobs_requeue_unreachable"}
     assert {t.queue for t in entries.values()} == {"scheduler"}
     assert entries["scheduler.tasks.jobs_place"].interval.every == 60
+
+
+def test_a_transition_reads_the_state_it_leaves_under_the_lock(scenario):
+    """The caller's copy says pending; a placement run placed the job meanwhile: cancelling it frees GPUs."""
+    job = scenario.job()
+    stale_copy = Job.objects.get(pk=job.pk)
+    jobs_place()
+    moved = job_transition(job=stale_copy, state=JobState.CANCELLED)
+    assert (moved.previous, moved.job.state, moved.frees_gpus) == (JobState.PLACED, JobState.CANCELLED, True)

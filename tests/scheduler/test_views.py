@@ -259,3 +259,27 @@ def test_form_and_api_share_the_job_rules():
         team=None, project=None, gpu_model="H100", min_gpu_memory_mib=1, allowed_regions=["a", "a"]
     )
     assert set(errors) == {"min_gpu_memory_mib", "allowed_regions"}
+
+
+def test_a_run_no_worker_finished_stops_polling_and_says_why(login, scenario):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduler.models import PlaceRun
+
+    run = PlaceRun.objects.create()
+    PlaceRun.objects.filter(pk=run.pk).update(requested_at=timezone.now() - timedelta(minutes=6))
+    response = login("viewer").get(reverse("scheduler-place-run", args=[run.pk]), **HTMX)
+    assert response.status_code == 286  # htmx stops polling
+    body = response.content.decode()
+    assert "has not finished in 5 minutes: is a worker consuming the scheduler queue?" in body
+    assert "hx-get" not in body
+
+
+def test_the_run_page_needs_the_permission_to_view_runs(client, scenario, django_user_model):
+    from scheduler.models import PlaceRun
+
+    run = PlaceRun.objects.create()
+    client.force_login(django_user_model.objects.create_user(username="nobody"))  # signed in, no role
+    assert client.get(reverse("scheduler-place-run", args=[run.pk])).status_code == 403

@@ -219,3 +219,25 @@ def test_sync_runs_show_read_only_in_the_admin(admin_client):
     assert changelist.status_code == 200 and "aws-prod" in changelist.content.decode()
     assert admin_client.get(reverse("admin:fleet_syncrun_change", args=[run.pk])).status_code == 200
     assert admin_client.get(reverse("admin:fleet_syncrun_add")).status_code == 403
+
+
+def test_posting_sync_again_while_one_is_queued_answers_with_that_run(
+    api_client, gcp_provider, queued, django_capture_on_commit_callbacks
+):
+    """A client posting in a loop never piles up overlapping syncs of one provider."""
+    operator = api_client(Role.OPERATOR)
+    first = post_sync(operator, gcp_provider, django_capture_on_commit_callbacks)
+    again = post_sync(operator, gcp_provider, django_capture_on_commit_callbacks)
+    assert again.status_code == 202 and again.data["id"] == first.data["id"]
+    assert SyncRun.objects.count() == 1 and queued == [first.data["id"]]
+    tasks.inventory_sync_run(first.data["id"])
+    after = post_sync(operator, gcp_provider, django_capture_on_commit_callbacks)  # the first one has finished
+    assert after.data["id"] != first.data["id"] and queued == [first.data["id"], after.data["id"]]
+
+
+def test_a_run_delivered_twice_syncs_once(gcp_provider, gce):
+    run = SyncRun.objects.create(provider=gcp_provider)
+    assert tasks.inventory_sync_run(run.pk) is None and SyncRun.objects.get(pk=run.pk).status == "done"
+    calls = len(gce.requests)
+    tasks.inventory_sync_run(run.pk)  # the broker delivers the message again
+    assert len(gce.requests) == calls

@@ -116,7 +116,7 @@ def test_a_sync_run_ignores_backoff_as_sync_now_always_did(gcp_provider, gce):
     assert Node.objects.exists() and gce.requests
 
 
-def test_a_finished_run_delivered_again_is_left_as_it_is_and_a_running_one_is_run_again(gcp_provider, gce):
+def test_a_finished_or_running_run_delivered_again_is_left_and_a_stale_one_is_run_again(gcp_provider, gce):
     done = SyncRun.objects.create(
         provider=gcp_provider, status=RunStatus.DONE, report={"provider": "x", "ok": True, "scopes": []}
     )
@@ -124,8 +124,12 @@ def test_a_finished_run_delivered_again_is_left_as_it_is_and_a_running_one_is_ru
     assert runs.sync_run_execute(987654321) is None
     done.refresh_from_db()
     assert done.report["provider"] == "x" and gce.requests == []
-    # A worker that died mid-run leaves it running; the redelivered message runs it.
-    orphan = SyncRun.objects.create(provider=gcp_provider, status=RunStatus.RUNNING)
+    # A run another worker is running now is not run twice by a second delivery of its message.
+    busy = SyncRun.objects.create(provider=gcp_provider, status=RunStatus.RUNNING, started_at=timezone.now())
+    assert runs.sync_run_execute(busy.pk) is None and gce.requests == []
+    # A worker that died mid-run leaves it running past the task's time limit; the redelivered message runs it.
+    started = timezone.now() - runs.SYNC_RUN_STALE_AFTER - timedelta(seconds=1)
+    orphan = SyncRun.objects.create(provider=gcp_provider, status=RunStatus.RUNNING, started_at=started)
     assert runs.sync_run_execute(orphan.pk).status == RunStatus.DONE
 
 
