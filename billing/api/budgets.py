@@ -61,6 +61,19 @@ class BudgetSerializer(ValidatedModelSerializer):
     def get_state(self, budget) -> str:
         return self._status(budget).state
 
+    def validate(self, attrs):
+        """A caller limited to some teams budgets only for them (the team's, or a project's team)."""
+        attrs = super().validate(attrs)
+        scope = self.context.get("scope")
+        if scope is not None:
+            team = attrs.get("team", getattr(self.instance, "team", None))
+            project = attrs.get("project", getattr(self.instance, "project", None))
+            owner = team.pk if team is not None else (project.team_id if project is not None else None)
+            if owner not in scope:
+                field = "project" if team is None and project is not None else "team"
+                raise serializers.ValidationError({field: "Choose one of your own teams."})
+        return attrs
+
     def validate_thresholds_pct(self, value):
         if len(set(value)) != len(value):
             raise serializers.ValidationError("Each threshold once.")
