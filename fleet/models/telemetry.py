@@ -114,6 +114,11 @@ class TelemetrySourceHealth(models.Model):
     samples_total = models.PositiveBigIntegerField(default=0)
     samples_last = models.PositiveIntegerField(default=0, help_text="Samples stored by the last run or request.")
     lag_s = models.FloatField(null=True, blank=True, help_text="How far behind now its newest stored sample is.")
+    # Samples per second over the last whole rate window (at least RATE_WINDOW_S): the window being filled
+    # starts at rate_window_start and holds rate_window_samples so far.
+    rate_per_s = models.FloatField(null=True, blank=True, help_text="Samples stored per second, lately.")
+    rate_window_start = models.DateTimeField(null=True, blank=True)
+    rate_window_samples = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ("kind", "name")

@@ -8,7 +8,7 @@ remote-write rate, how far a PromQL source lags.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -17,12 +17,21 @@ from fleet.choices import TelemetrySourceKind
 from fleet.models import TelemetrySourceHealth
 from fleet.telemetry.fetch import error_line
 
+RATE_WINDOW_S = 60  # the rate is samples per second over a window of at least this long
 UPSERT_SQL = """
 INSERT INTO fleet_telemetrysourcehealth AS h (
-    kind, name, last_run_at, last_ok_at, last_error, runs, late_runs, failed_runs, samples_total, samples_last, lag_s
+    kind, name, last_run_at, last_ok_at, last_error, runs, late_runs, failed_runs, samples_total, samples_last, lag_s,
+    rate_window_start, rate_window_samples
 ) VALUES (%(kind)s, %(name)s, %(now)s, %(ok_at)s, %(error)s, 1, %(late)s, %(failed)s, %(samples)s, %(samples)s,
-          %(lag_s)s)
+          %(lag_s)s, %(now)s, %(samples)s)
 ON CONFLICT (kind, name) DO UPDATE SET
+    rate_per_s = CASE WHEN EXCLUDED.last_run_at - h.rate_window_start >= %(window)s
+        THEN h.rate_window_samples / extract(epoch FROM EXCLUDED.last_run_at - h.rate_window_start)
+        ELSE h.rate_per_s END,
+    rate_window_samples = CASE WHEN EXCLUDED.last_run_at - h.rate_window_start >= %(window)s
+        THEN EXCLUDED.samples_last ELSE h.rate_window_samples + EXCLUDED.samples_last END,
+    rate_window_start = CASE WHEN EXCLUDED.last_run_at - h.rate_window_start >= %(window)s
+        THEN EXCLUDED.last_run_at ELSE h.rate_window_start END,
     last_run_at = EXCLUDED.last_run_at,
     last_ok_at = COALESCE(EXCLUDED.last_ok_at, h.last_ok_at),
     last_error = EXCLUDED.last_error,
@@ -65,6 +74,7 @@ def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None
                 "failed": int(not run.ok),
                 "samples": max(0, int(run.samples)),
                 "lag_s": max(0.0, lag_s) if lag_s is not None else None,
+                "window": timedelta(seconds=RATE_WINDOW_S),
             },
         )
 

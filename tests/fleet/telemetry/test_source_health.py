@@ -46,3 +46,16 @@ def test_concurrent_runs_never_lose_a_count():
         thread.join()
     row = TelemetrySourceHealth.objects.get(kind=TelemetrySourceKind.REMOTE_WRITE, name="agent")
     assert (row.runs, row.samples_total) == (100, 200)
+
+
+@pytest.mark.django_db
+def test_the_rate_is_samples_per_second_over_the_last_whole_window():
+    t0 = timezone.now()
+    kind = TelemetrySourceKind.REMOTE_WRITE
+    source_health_record(SourceRun(kind, "prom", ok=True, samples=100), now=t0)
+    source_health_record(SourceRun(kind, "prom", ok=True, samples=200), now=t0 + timedelta(seconds=30))
+    assert TelemetrySourceHealth.objects.get().rate_per_s is None  # no whole window yet
+    source_health_record(SourceRun(kind, "prom", ok=True, samples=50), now=t0 + timedelta(seconds=61))
+    row = TelemetrySourceHealth.objects.get()
+    assert row.rate_per_s == pytest.approx(300 / 61)
+    assert (row.rate_window_start, row.rate_window_samples) == (t0 + timedelta(seconds=61), 50)
