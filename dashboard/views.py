@@ -10,6 +10,7 @@ from core.selectors import process_status_list
 from fleet.choices import ProviderKind
 from fleet.scoping import team_scope
 from fleet.selectors import fleet_overview, idle_node_list, inventory_scope_list
+from fleet.telemetry.health import source_status_list
 from fleet.telemetry.series import fleet_series, series_window
 
 OVERVIEW_CHART_STEP_S = 600
@@ -55,12 +56,14 @@ def _overview_spend(request):
 
 def overview(request):
     """The landing page: GPUs online, idle and unreachable, utilisation and power now and over 24 h by provider,
-    the nodes idle longest, cloud inventory and background-process health. Live: refreshed by HTMX."""
+    the nodes idle longest, cloud inventory, telemetry sources and background-process health. Live: refreshed by
+    HTMX."""
     ttl_s = settings.DASHBOARD_CACHE_S
     context = {
         **(cache.get_or_set(OVERVIEW_CACHE_KEY, _overview_data, timeout=ttl_s) if ttl_s > 0 else _overview_data()),
         "process_status": process_status_list(),
         "inventory_scopes": inventory_scope_list(),
+        "telemetry_sources": source_status_list(),
         "spend": _overview_spend(request),
         "refresh_s": settings.DASHBOARD_REFRESH_S,
     }

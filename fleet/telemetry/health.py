@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -82,3 +83,34 @@ def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None
 def source_health_list() -> list[TelemetrySourceHealth]:
     """Every source's row, by kind then name."""
     return list(TelemetrySourceHealth.objects.order_by("kind", "name"))
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A source's row as the overview shows it: ``state`` is ok, failing (its last run failed) or silent (no run
+    for STALE_POLLS poll intervals: a shard not scheduled, a Prometheus that stopped writing, a source not read);
+    ``rate_per_s`` only while it is not silent."""
+
+    row: TelemetrySourceHealth
+    state: str
+    rate_per_s: float | None
+
+
+STALE_POLLS = 4
+
+
+def source_status_list(*, now: datetime | None = None) -> list[SourceStatus]:
+    """Every source with its state, failing and silent ones first."""
+    now = now or timezone.now()
+    silent_before = now - timedelta(seconds=STALE_POLLS * settings.TELEMETRY_POLL_INTERVAL_S)
+    statuses = []
+    for row in source_health_list():
+        if row.last_run_at is None or row.last_run_at < silent_before:
+            state = "silent"
+        elif row.last_ok_at is None or row.last_ok_at < row.last_run_at:
+            state = "failing"
+        else:
+            state = "ok"
+        statuses.append(SourceStatus(row=row, state=state, rate_per_s=row.rate_per_s if state != "silent" else None))
+    order = {"failing": 0, "silent": 1, "ok": 2}
+    return sorted(statuses, key=lambda s: (order[s.state], s.row.kind, s.row.name))

@@ -206,3 +206,23 @@ def test_overview_figures_are_cached_briefly_and_shared(viewer_client, small_fle
     assert other.get(reverse("overview")).context["overview"].gpus_total == 10  # served from the cache
     settings.DASHBOARD_CACHE_S = 0
     assert other.get(reverse("overview")).context["overview"].gpus_total == 11
+
+
+def test_overview_shows_each_telemetry_source_failing_and_silent_ones_first(viewer_client, settings):
+    """An operator sees when telemetry falls behind: a failing shard, a silent PromQL source, remote-write's rate."""
+    from fleet.choices import TelemetrySourceKind as Kind
+    from fleet.telemetry.health import SourceRun, source_health_record
+
+    now = timezone.now()
+    source_health_record(SourceRun(Kind.SCRAPE_SHARD, "1/2", ok=True, samples=640), now=now)
+    source_health_record(SourceRun(Kind.SCRAPE_SHARD, "2/2", ok=False, error="<script>x</script> timed out"), now=now)
+    source_health_record(SourceRun(Kind.PROMQL, "thanos", ok=True, samples=10), now=now - timedelta(minutes=10))
+    source_health_record(SourceRun(Kind.REMOTE_WRITE, "prom", ok=True, samples=6000), now=now - timedelta(seconds=60))
+    source_health_record(SourceRun(Kind.REMOTE_WRITE, "prom", ok=True, samples=100), now=now)
+    response = viewer_client.get(reverse("overview"))
+    states = [(s.row.name, s.state) for s in response.context["telemetry_sources"]]
+    assert states == [("2/2", "failing"), ("thanos", "silent"), ("prom", "ok"), ("1/2", "ok")]
+    html = response.content.decode()
+    assert 'data-testid="telemetry-sources"' in html and "&lt;script&gt;x&lt;/script&gt; timed out" in html
+    remote = next(s for s in response.context["telemetry_sources"] if s.row.name == "prom")
+    assert remote.rate_per_s == pytest.approx(100.0)  # 6,000 samples over the 60-s window
