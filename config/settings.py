@@ -340,11 +340,19 @@ TELEMETRY_MAX_GPUS_PER_NODE = env_int("TELEMETRY_MAX_GPUS_PER_NODE", 64)
 FLEETDECK_SECRETS_DIR = os.environ.get("FLEETDECK_SECRETS_DIR", "")
 # Endpoints fetched at once by one poll task.
 TELEMETRY_POLL_CONCURRENCY = env_int("TELEMETRY_POLL_CONCURRENCY", 128)
+# Nodes per scrape shard: each beat tick enqueues ceil(nodes / this) shard tasks (docs/telemetry.md).
+TELEMETRY_SHARD_SIZE = env_int("TELEMETRY_SHARD_SIZE", 500)
 # A node that fails this many polls in a row is marked unreachable (and comes back on its next answer).
 TELEMETRY_UNREACHABLE_AFTER_POLLS = env_int("TELEMETRY_UNREACHABLE_AFTER_POLLS", 3)
 TELEMETRY_RAW_RETENTION_H = env_int("TELEMETRY_RAW_RETENTION_H", 48)
 TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 400)
 TELEMETRY_FLEET_MINUTE_RETENTION_DAYS = env_int("TELEMETRY_FLEET_MINUTE_RETENTION_DAYS", 35)
+# PromQL sources (fleet.telemetry.promql): how far back a new or long-failed source is read, and how long
+# after a step its value is left to settle (the engine's scrape interval plus remote-write/ingest delay).
+TELEMETRY_PROMQL_BACKFILL_S = env_int("TELEMETRY_PROMQL_BACKFILL_S", 600)
+TELEMETRY_PROMQL_SETTLE_S = env_int("TELEMETRY_PROMQL_SETTLE_S", 30)
+# Prometheus remote-write (fleet.telemetry.remote_write): the largest request body, compressed and decompressed.
+TELEMETRY_REMOTE_WRITE_MAX_BYTES = env_int("TELEMETRY_REMOTE_WRITE_MAX_BYTES", 16 * 1024 * 1024)
 # A GPU is idle once its utilisation has stayed under the threshold for at least the duration.
 IDLE_UTIL_THRESHOLD_PCT = env_int("IDLE_UTIL_THRESHOLD_PCT", 5)
 IDLE_MIN_DURATION_S = env_int("IDLE_MIN_DURATION_S", 900)

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from fleet.models import GPU, Node, Project, Provider, Site, SyncRun, Team
+from fleet.models import GPU, Node, Project, PromQLSource, Provider, Site, SyncRun, Team
 
 
 @admin.register(Provider)
@@ -73,3 +73,14 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(PromQLSource)
+class PromQLSourceAdmin(admin.ModelAdmin):
+    """Prometheus-compatible APIs Fleetdeck reads dcgm-exporter series from (fleet.telemetry.promql)."""
+
+    list_display = ("name", "site", "url", "enabled", "read_until", "last_success_at", "consecutive_failures")
+    list_filter = ("enabled", "site")
+    search_fields = ("name", "url")
+    list_select_related = ("site",)
+    readonly_fields = ("read_until", "last_success_at", "last_error", "consecutive_failures", "created")

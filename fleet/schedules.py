@@ -26,6 +26,13 @@ def fleet_schedules_sync() -> None:
         description="Polls every node's /metrics endpoint (fleet agent or dcgm-exporter).",
     )
     periodic_task_ensure(
+        name="telemetry PromQL sources",
+        task="fleet.tasks.telemetry_promql_read",
+        every_s=settings.TELEMETRY_POLL_INTERVAL_S,
+        queue="telemetry",
+        description="Reads dcgm-exporter series from every enabled PromQL source (Prometheus-compatible API).",
+    )
+    periodic_task_ensure(
         name="telemetry fleet roll-up",
         task="fleet.tasks.telemetry_rollup_minutes",
         every_s=TELEMETRY_ROLLUP_INTERVAL_S,

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from core.choices import Role
 from core.services import api_token_create, user_set_role
+from tests.prometheus import prometheus  # noqa: F401 - the shared real-Prometheus peer fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("FLEETDECK_SHARED_DIR", ROOT.parent / "shared"))

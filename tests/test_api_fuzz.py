@@ -97,13 +97,13 @@ def _hostile_bodies(operation) -> list[str]:
 @pytest.fixture
 def hostile_api(fuzz_headers):
     """A Django test client authenticated as the fuzz test's admin, over the demo's prices, budgets, reports and
-    jobs as well as its fleet, so that every detail operation has a row to address."""
+    jobs as well as its fleet and a PromQL source, so that every detail operation has a row to address."""
     from rest_framework.test import APIClient
 
     from billing.models import Discount
     from devtools.demo.billing import demo_budgets_seed, demo_prices_seed, demo_reports_seed
     from devtools.demo.scheduler import demo_scheduler_seed
-    from fleet.models import Provider
+    from fleet.models import PromQLSource, Provider, Site
     from scheduler.placements import jobs_place
 
     demo_prices_seed()
@@ -112,6 +112,7 @@ def hostile_api(fuzz_headers):
     demo_scheduler_seed()
     jobs_place()  # placements and their planned egress records
     Discount.objects.create(provider=Provider.objects.order_by("pk").first(), percent=10, effective_from="2024-01-01")
+    PromQLSource.objects.create(name="thanos", site=Site.objects.order_by("pk").first(), url="http://127.0.0.1:9/")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=fuzz_headers["Authorization"])
     return client

@@ -7,8 +7,11 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
 from django.db import connection
+
+from fleet.telemetry.storage import SAMPLE_COLUMNS, Sample, samples_copy_text
 
 BENCH_DB_SUFFIX = "_bench"
 
@@ -26,6 +29,26 @@ def bench_database(*, keep: bool = False) -> Iterator[str]:
         if not keep:
             connection.creation.destroy_test_db(original, verbosity=0)
         settings_dict["TEST"]["NAME"] = None
+
+
+def raw_copy_timed(*, gpu_ids: list[int], start: datetime, slots: int) -> tuple[float, int]:
+    """The raw-COPY baseline: seconds to COPY ``slots`` prepared samples of every GPU (15 s apart from ``start``)
+    straight into fleet_gpu_sample (no parsing, no checks), and how many rows that was."""
+    copy_text, copy_rows = samples_copy_text(
+        Sample(gpu_id, start + timedelta(seconds=15 * slot), 50, 1000, 300.5, 60, 1980)
+        for slot in range(slots)
+        for gpu_id in gpu_ids
+    )
+
+    def raw_copy() -> None:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY fleet_gpu_sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            copy.write(copy_text)
+
+    copy_s, _ = timed(raw_copy)
+    return copy_s, copy_rows
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

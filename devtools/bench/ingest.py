@@ -1,18 +1,21 @@
 """Ingest benchmark: dcgm-exporter text → stored rows, into the production sample table already holding
-millions of rows, beside a raw COPY of the same rows and the naive ORM path (bulk_create), in one run."""
+millions of rows, by one process and then by this machine's worker processes (each its own nodes, as scrape
+shards), beside a raw COPY of the same rows and the naive ORM path (bulk_create), in one run."""
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from devtools.bench.common import bench_database, bench_fleet, timed
+from devtools.bench.common import bench_database, bench_fleet, raw_copy_timed, timed
+from devtools.bench.workers import run_in_processes
 from fleet.models import GPU, GpuSample, Node
 from fleet.telemetry.exposition import parse_exposition
 from fleet.telemetry.poll import PollReport, readings_store
-from fleet.telemetry.storage import SAMPLE_COLUMNS, Sample, partitions_ensure, samples_copy_text
+from fleet.telemetry.storage import partitions_ensure
 
 TARGET_SAMPLES_PER_S = 100_000
 # The metrics a default dcgm-exporter serves for each GPU (13 series per GPU, as in the real capture).
@@ -72,6 +75,14 @@ def _preload(gpu_ids: list[int], rows: int, before: datetime) -> int:
         return per_gpu * len(gpu_ids)
 
 
+_PRODUCT = None
+
+
+def _product_job(item: tuple) -> int:
+    node_slice, slot_offset = item
+    return _PRODUCT(node_slice, slot_offset)
+
+
 def run(
     *, nodes: int = 1250, gpus_per_node: int = 8, slots: int = 10, existing_rows: int = 3_000_000, orm_slots: int = 2
 ) -> dict:
@@ -89,35 +100,32 @@ def run(
         texts = [[dcgm_text(node, gpus, rng) for node, gpus in fleet] for _ in range(slots)]
         node_ids = [node.pk for node, _ in fleet]
 
-        def product() -> int:
+        def product_slots(node_slice: slice, slot_offset: int) -> int:
+            """Parse and store ``node_slice`` of every slot's scrapes (one worker's nodes, as a shard's)."""
             added = 0
             for slot, slot_texts in enumerate(texts):
-                report = PollReport(slot=now + timedelta(seconds=15 * slot))
+                report = PollReport(slot=now + timedelta(seconds=15 * (slot + slot_offset)))
                 readings = {
                     pk: list(parse_exposition(text).readings.values())
-                    for pk, text in zip(node_ids, slot_texts, strict=True)
+                    for pk, text in zip(node_ids[node_slice], slot_texts[node_slice], strict=True)
                 }
                 readings_store(readings, report)
                 added += report.samples_added
             return added
 
-        product_s, product_rows = timed(product)
+        # One process (the path of one shard task), then the same work split over this machine's processes.
+        product_s, product_rows = timed(lambda: product_slots(slice(None), 0))
+        workers = max(2, os.cpu_count() or 1)
+        per = -(-len(node_ids) // workers)
+        items = [(slice(i * per, (i + 1) * per), slots) for i in range(workers)]
+        global _PRODUCT  # noqa: PLW0603 - what the forked workers call
+        _PRODUCT = product_slots
+        parallel_s, figures = run_in_processes(_product_job, items, workers)
+        parallel_rows = sum(sum(f.results) for f in figures)
+        per_process = [sum(f.results) / f.busy_s for f in figures if f.busy_s]
 
         # Baseline 1: a raw COPY of the same number of rows straight into the table (no parsing, no checks).
-        copy_text, copy_rows = samples_copy_text(
-            Sample(gpu_id, now + timedelta(minutes=30, seconds=15 * slot), 50, 1000, 300.5, 60, 1980)
-            for slot in range(slots)
-            for gpu_id in gpu_ids
-        )
-
-        def raw_copy() -> None:
-            with (
-                connection.cursor() as cursor,
-                cursor.copy(f"COPY fleet_gpu_sample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy,
-            ):
-                copy.write(copy_text)
-
-        copy_s, _ = timed(raw_copy)
+        copy_s, copy_rows = raw_copy_timed(gpu_ids=gpu_ids, start=now + timedelta(minutes=30), slots=slots)
 
         # Baseline 2: the naive ORM path: parse, then bulk_create model instances (fewer slots: it is slow).
         orm_texts = texts[:orm_slots]
@@ -147,18 +155,23 @@ def run(
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM fleet_gpu_sample")
             final_rows = cursor.fetchone()[0]
-    product_rate = product_rows / product_s
+    single_rate = product_rows / product_s
+    product_rate = parallel_rows / parallel_s
     return {
         "bench": "ingest",
         "gpus": len(gpu_ids),
         "existing_rows": existing,
         "final_rows": final_rows,
-        "samples": product_rows,
+        "samples": parallel_rows,
+        "processes": workers,
         "product_samples_per_s": round(product_rate),
+        "product_1_process_samples_per_s": round(single_rate),
+        "product_per_process_samples_per_s": [round(rate) for rate in per_process],
         "raw_copy_samples_per_s": round(copy_rows / copy_s),
         "orm_bulk_create_samples_per_s": round(orm_rows / orm_s),
         "product_vs_raw_copy": round(product_rate / (copy_rows / copy_s), 3),
         "product_vs_orm": round(product_rate / (orm_rows / orm_s), 2),
+        "speedup_1_to_n_processes": round(product_rate / single_rate, 2),
         "target_samples_per_s": TARGET_SAMPLES_PER_S,
         "meets_target": product_rate >= TARGET_SAMPLES_PER_S,
     }

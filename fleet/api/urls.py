@@ -1,6 +1,7 @@
 """Routes of the fleet API, registered on the project's /api/v1/ router."""
 
 from fleet.api import views
+from fleet.api.promql import PromQLSourceViewSet
 
 
 def register(router) -> None:
@@ -13,3 +14,4 @@ def register(router) -> None:
     router.register("gpus", views.GPUViewSet)
     router.register("inventory-scopes", views.InventoryScopeViewSet)
     router.register("sync-runs", views.SyncRunViewSet)
+    router.register("promql-sources", PromQLSourceViewSet)

@@ -104,7 +104,11 @@ class TelemetrySourceHealth(models.Model):
     """
 
     kind = models.CharField(max_length=16, choices=TelemetrySourceKind.choices)
-    name = models.CharField(max_length=100, help_text="The shard (3/8), the token's user, or the source's name.")
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_one_line],
+        help_text="The shard (3/8), the token's user, or the source's name.",
+    )
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_ok_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

@@ -150,25 +150,56 @@ def _series_key(labels: str) -> _SeriesKey | str:
         parsed[match.group(1)] = _unescape(match.group(2))
         pos = match.end()
     else:
-        uuid = parsed.get("UUID", "")
-        gpu = parsed.get("gpu", "")
-        if not uuid and not gpu:
-            result = "no UUID label"
-        elif gpu and not gpu.isdigit():
-            result = "gpu label is not an index"
-        else:
-            result = _SeriesKey(
-                uuid=uuid,
-                index=int(gpu) if gpu else None,
-                mig_instance=parsed.get("GPU_I_ID"),
-                model_name=parsed.get("modelName", ""),
-                hostname=parsed.get("Hostname", ""),
-                driver_version=parsed.get("DCGM_FI_DRIVER_VERSION", ""),
-            )
+        result = labels_series_key(parsed)
     if len(_label_cache) >= MAX_CACHED_LABEL_SETS:
         _label_cache.clear()
     _label_cache[labels] = result
     return result
+
+
+def labels_series_key(labels: dict[str, str]) -> _SeriesKey | str:
+    """The GPU a series' labels name, or a string saying why they name none (shared by scrape and remote-write)."""
+    uuid = labels.get("UUID", "")
+    gpu = labels.get("gpu", "")
+    if not uuid and not gpu:
+        return "no UUID label"
+    if gpu and not gpu.isdigit():
+        return "gpu label is not an index"
+    return _SeriesKey(
+        uuid=uuid,
+        index=int(gpu) if gpu else None,
+        mig_instance=labels.get("GPU_I_ID"),
+        model_name=labels.get("modelName", ""),
+        hostname=labels.get("Hostname", ""),
+        driver_version=labels.get("DCGM_FI_DRIVER_VERSION", ""),
+    )
+
+
+def reading_new(key: _SeriesKey) -> GpuReading:
+    """An empty reading for the GPU a series key names."""
+    return GpuReading(
+        uuid=key.uuid,
+        index=key.index,
+        model_name=key.model_name,
+        hostname=key.hostname,
+        driver_version=key.driver_version,
+    )
+
+
+def reading_set(reading: GpuReading, key: _SeriesKey, attr: str, value: float) -> None:
+    """Put one series' value into a reading (a MIG instance's framebuffer values add up to the GPU's)."""
+    if key.mig_instance is None:
+        reading.__dict__[attr] = value
+        return
+    instance = reading.mig_instances.setdefault(key.mig_instance, {})
+    previous = instance.get(attr, 0.0)
+    instance[attr] = value
+    # dcgm-exporter repeats device-wide fields (power, temperature, clocks) on every instance's series;
+    # only framebuffer values are per instance and add up to the GPU's (a value given again replaces its part).
+    if attr in MIG_SUMMED:
+        reading.__dict__[attr] = (reading.__dict__[attr] or 0.0) + value - previous
+    else:
+        reading.__dict__[attr] = value
 
 
 def parse_exposition(text: str) -> Exposition:
@@ -207,23 +238,11 @@ def parse_exposition(text: str) -> Exposition:
         reading_key = key.uuid or f"#{key.index}"  # a GPU lost before it was ever read has no UUID
         reading = readings.get(reading_key)
         if reading is None:
-            reading = readings[reading_key] = GpuReading(
-                uuid=key.uuid,
-                index=key.index,
-                model_name=key.model_name,
-                hostname=key.hostname,
-                driver_version=key.driver_version,
-            )
+            reading = readings[reading_key] = reading_new(key)
         if key.mig_instance is None:
             reading.__dict__[attr] = value
         else:
-            reading.mig_instances.setdefault(key.mig_instance, {})[attr] = value
-            # dcgm-exporter repeats device-wide fields (power, temperature, clocks) on every instance's series;
-            # only framebuffer values are per instance and add up to the GPU's.
-            if attr in MIG_SUMMED:
-                reading.__dict__[attr] = (reading.__dict__[attr] or 0.0) + value
-            else:
-                reading.__dict__[attr] = value
+            reading_set(reading, key, attr, value)
     return result
 
 

@@ -80,6 +80,13 @@ def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None
         )
 
 
+def source_health_prune(kind: TelemetrySourceKind, *, keep: set[str]) -> int:
+    """Delete ``kind``'s rows not named in ``keep`` (the shards of an earlier shard count, a PromQL source since
+    deleted), so the overview never shows a source that no longer exists as silent. Returns rows deleted."""
+    deleted, _ = TelemetrySourceHealth.objects.filter(kind=kind).exclude(name__in=keep).delete()
+    return deleted
+
+
 def source_health_list() -> list[TelemetrySourceHealth]:
     """Every source's row, by kind then name."""
     return list(TelemetrySourceHealth.objects.order_by("kind", "name"))

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from fleet.choices import NodeState
@@ -93,5 +94,7 @@ def telemetry_poll(
     report.nodes_ok = len(readings_by_node)
     report.errors = failures
     readings_store(readings_by_node, report)
-    nodes_update(rows, set(readings_by_node), failures, now, report)
+    # All or nothing: a poll that fails here and is retried (a scrape shard) counts no node's failure twice.
+    with transaction.atomic():
+        nodes_update(rows, set(readings_by_node), failures, now, report)
     return report

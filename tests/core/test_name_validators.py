@@ -21,6 +21,8 @@ NAME_FIELDS = [
     ("scheduler", "Dataset", "name"),
     ("scheduler", "Job", "name"),
     ("core", "APIToken", "name"),
+    ("fleet", "PromQLSource", "name"),
+    ("fleet", "TelemetrySourceHealth", "name"),  # written by workers, but a sender's user name lands there
 ]
 # Names that no person types (a worker's queue name), or that a stricter slug validator already limits.
 EXEMPT = {("core", "Heartbeat", "name"), ("fleet", "Provider", "name"), ("fleet", "Site", "name")}

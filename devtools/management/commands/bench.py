@@ -8,6 +8,7 @@ BENCHMARKS = {
     # fleet
     "ingest": "devtools.bench.ingest",
     "scrape": "devtools.bench.scrape",
+    "remote-write": "devtools.bench.remote_write",
     "storage": "devtools.bench.storage",
     "dashboard": "devtools.bench.dashboard",
     # scheduler

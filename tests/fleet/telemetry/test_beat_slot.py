@@ -61,7 +61,28 @@ def beat_sends_poll_due_at(due_at) -> dict:
 
 
 def worker_runs(message) -> None:
+    """Run the tick the way a worker does, then the shard tasks it enqueued on the telemetry queue."""
     Request(message, app=celery_app, task=celery_app.tasks[message.headers["task"]]).execute()
+    shards_run()
+
+
+def shards_run() -> int:
+    """Run every scrape shard message waiting on the telemetry queue as a worker would; return how many ran."""
+    ran = 0
+    with celery_app.connection_for_read() as conn:
+        simple = conn.SimpleQueue("telemetry")
+        try:
+            while True:
+                try:
+                    message = simple.get(timeout=1)
+                except simple.Empty:
+                    return ran
+                message.ack()
+                if message.headers["task"] == "fleet.tasks.telemetry_poll_shard":
+                    Request(message, app=celery_app, task=celery_app.tasks[message.headers["task"]]).execute()
+                    ran += 1
+        finally:
+            simple.close()
 
 
 def test_a_poll_delivered_late_stores_its_samples_in_the_scheduled_slot(polled_gpu):
@@ -85,4 +106,5 @@ def test_a_scheduled_time_older_than_one_interval_falls_back_to_now(polled_gpu, 
 def test_a_poll_without_a_scheduled_time_uses_now(polled_gpu):
     before = poll_slot(timezone.now())
     telemetry_poll_all.apply()
+    assert shards_run() == 1
     assert sample_slots(polled_gpu.pk)[0] >= before
