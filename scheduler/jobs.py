@@ -125,11 +125,13 @@ def job_transition(*, job: Job, state: str, now: datetime | None = None) -> Tran
 
 def placements_requeue(*, placement_ids: list[int], reason: str) -> int:
     """The one re-queue rule: these placements go inactive, their planned egress goes (the data never moved; the
-    next placement plans its own), and their jobs still placed go back to pending with ``reason``. Jobs that
-    started running or ended since are left as they are. Call it in a transaction that holds the jobs' rows;
+    next placement plans its own), and the jobs they were the active placement of, if still placed, go back to
+    pending with ``reason``. A job that started running or ended since, or that was placed again elsewhere (its
+    placement here already inactive), is left as it is. Call it in a transaction that holds the jobs' rows;
     returns how many jobs went back to the queue."""
+    job_ids = list(Placement.objects.filter(pk__in=placement_ids, active=True).values_list("job_id", flat=True))
     EgressRecord.objects.filter(placement_id__in=placement_ids, planned=True).delete()
     Placement.objects.filter(pk__in=placement_ids).update(active=False)
-    return Job.objects.filter(placements__pk__in=placement_ids, state=JobState.PLACED).update(
+    return Job.objects.filter(pk__in=job_ids, state=JobState.PLACED).update(
         state=JobState.PENDING, pending_reason=reason[:REASON_MAX_CHARS]
     )

@@ -140,34 +140,6 @@ def test_a_job_cancelled_before_its_launch_ran_gets_no_instances(scenario, setti
     assert aws.client("us-east-1").describe_instances()["Reservations"] == []
 
 
-def test_a_success_after_another_deliverys_failure_is_recorded_not_lost(scenario, settings, aws, monkeypatch, caplog):
-    """Two deliveries race; the other one's call failed and was saved first (the job went back to the queue).
-    The instances this call started must not vanish from the record."""
-    from botocore.client import BaseClient
-
-    settings.SCHEDULER_LAUNCH = "live"
-    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
-    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
-    jobs_place()
-    placement = Placement.objects.get(job=job)
-    make_api_call = BaseClient._make_api_call
-
-    def racing(client, operation, params):
-        response = make_api_call(client, operation, params)
-        if operation == "RunInstances":
-            Placement.objects.filter(pk=placement.pk).update(
-                launch_status=LaunchStatus.FAILED, launch_error="throttled", active=False
-            )
-        return response
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", racing)
-    placement_launch(placement_id=placement.pk)
-    placement.refresh_from_db()
-    assert (placement.launch_status, placement.launch_error) == (LaunchStatus.FAILED, "throttled")
-    (instance_id,) = placement.launch_request["late_result"]["instance_ids"]
-    assert instance_id.startswith("i-") and "launch succeeded after another delivery" in caplog.text
-
-
 def test_launch_requests_carry_idempotency_tokens(scenario):
     aws_job = scenario.job(allowed_providers=["aws"])
     gcp_job = scenario.job(name="gcp", gpu_count=16, allowed_providers=["gcp"])
@@ -222,60 +194,122 @@ def test_live_gce_error_marks_the_launch_failed(scenario, settings, gce, eager, 
     assert job.state == JobState.PENDING and "403" in job.pending_reason
 
 
-@pytest.mark.django_db(transaction=True)  # committed rows, visible to a second connection; no test transaction
-def test_the_cloud_call_holds_no_transaction_or_row_lock(scenario, settings, aws, monkeypatch):
-    """A slow RunInstances (retries, a stuck endpoint) must not hold the placement's row or a transaction open."""
-    from botocore.client import BaseClient
-    from django.db import connection, connections
-
+@pytest.fixture
+def live_aws_placement(scenario, settings, aws):
+    """A live-mode offer placement on AWS, saved and not yet launched."""
     settings.SCHEDULER_LAUNCH = "live"
     settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
     job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
     jobs_place()
-    placement = Placement.objects.get(job=job)
-    seen = {}
+    return Placement.objects.get(job=job)
+
+
+@pytest.fixture
+def during_run_instances(monkeypatch):
+    """``during_run_instances(fn, *, fail=False)``: ``fn()`` runs while EC2's RunInstances is in flight (after
+    moto answered), as another delivery or request would meanwhile; ``fail`` then makes the call raise."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
     make_api_call = BaseClient._make_api_call
 
-    def observed(client, operation, params):
-        if operation == "RunInstances":
-            seen["in_transaction"] = connection.in_atomic_block
-            other = connections.create_connection("default")
-            try:
-                with other.cursor() as cursor:  # NOWAIT: fails at once if the row is locked
-                    cursor.execute("BEGIN")
-                    cursor.execute("SELECT id FROM scheduler_placement WHERE id = %s FOR UPDATE NOWAIT", [placement.pk])
-                    seen["row_free"] = cursor.fetchone() == (placement.pk,)
-                    cursor.execute("ROLLBACK")
-            finally:
-                other.close()
-        return make_api_call(client, operation, params)
+    def install(fn, *, fail: bool = False):
+        def call(client, operation, params):
+            if operation != "RunInstances":
+                return make_api_call(client, operation, params)
+            response = make_api_call(client, operation, params) if not fail else None
+            fn()
+            if fail:
+                raise ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "throttled"}}, operation)
+            return response
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", observed)
+        monkeypatch.setattr(BaseClient, "_make_api_call", call)
+
+    return install
+
+
+@pytest.mark.django_db(transaction=True)  # committed rows, visible to a second connection; no test transaction
+def test_the_cloud_call_holds_no_transaction_or_row_lock(live_aws_placement, during_run_instances):
+    """A slow RunInstances (retries, a stuck endpoint) must not hold the placement's row or a transaction open."""
+    from django.db import connection, connections
+
+    placement, seen = live_aws_placement, {}
+
+    def observe():
+        seen["in_transaction"] = connection.in_atomic_block
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:  # NOWAIT: fails at once if the row is locked
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT id FROM scheduler_placement WHERE id = %s FOR UPDATE NOWAIT", [placement.pk])
+                seen["row_free"] = cursor.fetchone() == (placement.pk,)
+                cursor.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    during_run_instances(observe)
     placement_launch(placement_id=placement.pk)
     placement.refresh_from_db()
     assert placement.launch_status == LaunchStatus.LAUNCHED, placement.launch_error
     assert seen == {"in_transaction": False, "row_free": True}
 
 
-def test_an_outcome_saved_by_another_delivery_meanwhile_is_kept(scenario, settings, aws, monkeypatch):
+def test_an_outcome_saved_by_another_delivery_meanwhile_is_kept(live_aws_placement, during_run_instances, aws):
     """Two deliveries race: the idempotency token makes EC2 start one set; the first outcome saved stays."""
-    from botocore.client import BaseClient
-
-    settings.SCHEDULER_LAUNCH = "live"
-    settings.SCHEDULER_AWS_IMAGE_ID = IMAGE_ID
-    job = scenario.job(allowed_providers=["aws"], spot_allowed=True)
-    jobs_place()
-    placement = Placement.objects.get(job=job)
-    make_api_call = BaseClient._make_api_call
-
-    def racing(client, operation, params):
-        response = make_api_call(client, operation, params)
-        if operation == "RunInstances":  # the other delivery saves its outcome while this call is in flight
-            Placement.objects.filter(pk=placement.pk).update(launch_status=LaunchStatus.LAUNCHED, launch_error="first")
-        return response
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", racing)
+    placement = live_aws_placement
+    during_run_instances(
+        lambda: Placement.objects.filter(pk=placement.pk).update(
+            launch_status=LaunchStatus.LAUNCHED, launch_error="first"
+        )
+    )
     placement_launch(placement_id=placement.pk)
     placement.refresh_from_db()
     assert (placement.launch_status, placement.launch_error) == (LaunchStatus.LAUNCHED, "first")
     assert len(aws.client("us-east-1").describe_instances()["Reservations"]) == 1
+
+
+def test_a_success_after_another_deliverys_failure_is_recorded_not_lost(
+    live_aws_placement, during_run_instances, caplog
+):
+    """Two deliveries race; the other one's call failed and was saved first (the job went back to the queue).
+    The instances this call started must not vanish from the record."""
+    placement = live_aws_placement
+    during_run_instances(
+        lambda: Placement.objects.filter(pk=placement.pk).update(
+            launch_status=LaunchStatus.FAILED, launch_error="throttled", active=False
+        )
+    )
+    placement_launch(placement_id=placement.pk)
+    placement.refresh_from_db()
+    assert (placement.launch_status, placement.launch_error) == (LaunchStatus.FAILED, "throttled")
+    (instance_id,) = placement.launch_request["late_result"]["instance_ids"]
+    assert instance_id.startswith("i-") and "launch succeeded after another delivery" in caplog.text
+
+
+def test_a_failed_launch_of_a_superseded_placement_leaves_the_jobs_new_placement(
+    live_aws_placement, during_run_instances, scenario
+):
+    """While the call was in flight the job was re-queued and placed again (on dc-1's node): the stale launch's
+    failure is recorded on its own placement and must not send the job, placed elsewhere, back to the queue."""
+    old = live_aws_placement
+    job = old.job
+
+    def replaced():
+        Placement.objects.filter(pk=old.pk).update(active=False)
+        Placement.objects.create(
+            job=job,
+            active=True,
+            target_kind="node",
+            node=scenario.node,
+            gpu_count=8,
+            provider_kind="onprem",
+            **dict.fromkeys(("usd_per_h", "compute_usd", "egress_usd", "total_usd"), 1),
+        )
+
+    during_run_instances(replaced, fail=True)
+    placement_launch(placement_id=old.pk)
+    old.refresh_from_db()
+    job.refresh_from_db()
+    assert (old.launch_status, old.active) == (LaunchStatus.FAILED, False) and "throttled" in old.launch_error
+    assert job.state == JobState.PLACED and job.pending_reason == ""
+    assert Placement.objects.get(job=job, active=True).node == scenario.node
