@@ -28,7 +28,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+# The official FOCUS validator (tests/billing/test_focus_validator.py runs it on the FOCUS export) pins numpy<2,
+# pandas<3, pandera 0.17 and more that clash with the app's dependencies: it gets a virtual env of its own.
+FOCUS_VENV ?= .venv-focus
+$(FOCUS_VENV)/.installed: constraints-focus.txt
+	$(PYTHON) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/python -m pip install -q -c constraints-focus.txt focus-validator
+	@touch $@
+
+install: $(VENV)/.installed $(FOCUS_VENV)/.installed
 
 # .fleetdeck/dev.env for manage.py commands beside the demo (settings load it, the environment wins): DEBUG=true
 # and the data folder the demo uses, never anything else from the environment. Never .env: that is the name of
@@ -65,4 +73,4 @@ lock:
 
 # .fleetdeck holds the embedded database, the broker folder and dev.env; a .env of your own stays.
 clean: stop
-	rm -rf $(VENV) .fleetdeck staticfiles test-artifacts
+	rm -rf $(VENV) $(FOCUS_VENV) .fleetdeck staticfiles test-artifacts

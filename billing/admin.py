@@ -7,13 +7,18 @@ from billing.models import (
     BilledCost,
     Budget,
     BudgetAlert,
+    Commitment,
+    CommitmentHour,
     Discount,
     EgressRate,
     EgressRecord,
+    GridIntensity,
+    GridIntensityHour,
     InstancePrice,
     LedgerDay,
     LedgerEntry,
     OnPremCostModel,
+    ProviderPue,
     ReportDelivery,
     ReportSubscription,
 )
@@ -104,6 +109,57 @@ class EgressRateAdmin(admin.ModelAdmin):
     list_display = ("provider_kind", "location_class", "tier_start_gb", "usd_per_gb", "effective_from", "note")
     list_filter = ("provider_kind", "location_class", "effective_from")
     search_fields = ("note",)
+
+
+# --- carbon (billing.carbon; provenance in billing/data/README.md) ---------------------------------------------
+@admin.register(GridIntensity)
+class GridIntensityAdmin(admin.ModelAdmin):
+    """The shipped per-region dataset (load_prices); an edited figure is reverted by the next load if the shipped
+    file still differs, so correct a site with its carbon_g_per_kwh instead, or add a region the file lacks."""
+
+    list_display = ("provider_kind", "region", "g_per_kwh", "source")
+    list_filter = ("provider_kind",)
+    search_fields = ("region", "source")
+
+
+@admin.register(ProviderPue)
+class ProviderPueAdmin(admin.ModelAdmin):
+    """Each cloud's published PUE: cloud kWh = measured GPU kWh × PUE."""
+
+    list_display = ("provider_kind", "pue", "source")
+
+
+@admin.register(GridIntensityHour)
+class GridIntensityHourAdmin(admin.ModelAdmin):
+    """Imported hourly values (manage.py import_carbon, POST /api/v1/carbon/intensities/import/)."""
+
+    list_display = ("site", "hour", "g_per_kwh")
+    list_filter = ("site",)
+    list_select_related = ("site",)
+    date_hierarchy = "hour"
+
+
+# --- commitments (billing.commitments applies them in the ledger) -------------------------------------------------
+@admin.register(Commitment)
+class CommitmentAdmin(admin.ModelAdmin):
+    """Reserved instances, savings plans, committed-use discounts; saving runs Commitment.clean (terms, overlap,
+    catalogue). The ledger re-costs recent hours by itself: backfill past days after editing one."""
+
+    list_display = ("name", "provider", "kind", "basis", "region", "instance_type", "count", "hourly_commitment_usd",
+                    "discount_pct", "start", "end", "team")  # fmt: skip
+    list_filter = ("kind", "basis", "provider", "team")
+    search_fields = ("name", "instance_type", "region", "note")
+    list_select_related = ("provider", "team")
+    readonly_fields = ("created",)
+
+
+@admin.register(CommitmentHour)
+class CommitmentHourAdmin(ReadOnlyAdmin):
+    list_display = ("hour", "commitment", "committed_usd", "used_usd", "unused_usd", "eligible_list_usd",
+                    "covered_list_usd")  # fmt: skip
+    list_filter = ("commitment",)
+    list_select_related = ("commitment",)
+    date_hierarchy = "hour"
 
 
 # --- ledger (written by the ledger service) ---------------------------------------------------------------------

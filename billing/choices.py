@@ -59,3 +59,34 @@ class BudgetAlertKind(models.TextChoices):
 
     THRESHOLD = "threshold", "Spend passed a threshold"
     FORECAST = "forecast", "Forecast over budget"
+
+
+class CommitmentKind(models.TextChoices):
+    """What a cloud commitment is called where it was bought."""
+
+    RESERVED_INSTANCE = "reserved-instance", "Reserved instances"
+    SAVINGS_PLAN = "savings-plan", "Savings plan"
+    COMMITTED_USE = "committed-use", "Committed-use discount"
+
+
+class CommitmentBasis(models.TextChoices):
+    """What a commitment commits to: a number of instances, or an amount of spend per hour."""
+
+    COUNT = "count", "Instances"
+    SPEND = "spend", "Spend per hour"
+
+
+class BilledCostSource(models.TextChoices):
+    """Where a day's billed cost came from."""
+
+    COST_EXPLORER = "cost-explorer", "AWS Cost Explorer"
+    FOCUS = "focus", "FOCUS billing export"
+
+
+class IntensitySource(models.TextChoices):
+    """Where a site's grid carbon intensity for an hour comes from, in the order the ledger looks (billing.carbon)."""
+
+    HOURLY = "hourly", "Imported hourly value"
+    OPERATOR = "operator", "Operator's value for the site"
+    DATASET = "dataset", "Shipped per-region dataset"
+    UNKNOWN = "unknown", "Unknown"

@@ -9,6 +9,8 @@ import django_filters as filters
 
 from billing.choices import (
     BudgetAlertKind,
+    CommitmentBasis,
+    CommitmentKind,
     DeliveryStatus,
     EgressCause,
     LocationClass,
@@ -19,6 +21,7 @@ from billing.choices import (
 from billing.models import (
     Budget,
     BudgetAlert,
+    Commitment,
     Discount,
     EgressRate,
     EgressRecord,
@@ -76,6 +79,22 @@ class DiscountFilterSet(FleetdeckFilterSet):
     class Meta:
         model = Discount
         fields = ("provider", "effective_from")
+
+
+class CommitmentFilterSet(FleetdeckFilterSet):
+    """Commitments by provider, kind, basis, team, region and type; ``at`` keeps those in force on a day."""
+
+    kind = filters.MultipleChoiceFilter(choices=CommitmentKind.choices)
+    basis = filters.MultipleChoiceFilter(choices=CommitmentBasis.choices)
+    at = filters.DateFilter(method="filter_at", label="In force on (YYYY-MM-DD)")
+    ordering = StableOrderingFilter(fields=("name", "start", "end", "kind", ("provider__name", "provider")))
+
+    class Meta:
+        model = Commitment
+        fields = ("provider", "team", "region", "instance_type")
+
+    def filter_at(self, queryset, name, value):
+        return queryset.filter(start__lte=value, end__gt=value)
 
 
 class OnPremCostModelFilterSet(FleetdeckFilterSet):

@@ -32,8 +32,20 @@ Semantics (also in docs/billing.md):
   (amortisation months × 730 h) + operations per GPU-year / 8760 h, from the cost model in force that day: the
   node's own model, else the site's model for the node's GPU model (NVML name), else the site's model with an
   empty GPU model.
-- **Energy kWh** = Σ GPU ``energy_wh`` / 1000 of the hour's telemetry roll-ups (``fleet_gpu_hour``), × PUE
-  on-prem (the facility's share); **energy $** = kWh × the site's $/kWh on-prem, 0 in the cloud.
+- **Energy kWh** = Σ GPU ``energy_wh`` / 1000 of the hour's telemetry roll-ups (``fleet_gpu_hour``) × PUE: the
+  site's on-prem, the provider's published PUE in the cloud (``ProviderPue``; 1 without one); **energy $** = kWh
+  × the site's $/kWh on-prem, 0 in the cloud (energy is in the price).
+- **kgCO2e** = kWh × gCO2e/kWh / 1000, the intensity being the site's imported value for that hour
+  (``GridIntensityHour``), else the site's operator value (``Site.carbon_g_per_kwh``), else the shipped value
+  of the cloud region (``GridIntensity``); NULL with none (the daily sums count it as 0).
+- **Broken capacity.** Broken GPU-hours = per GPU, the union of the hour's active seconds under its open XID,
+  ECC double-bit or GPU-lost events (``occurred_at`` to ``resolved_at``, open ones to the end of the hour) / 3600,
+  summed over the node's GPUs and capped at the GPU-hours; **broken $** = compute $ × broken / GPU-hours (part
+  of compute $). Single-bit ECC errors are corrected by the GPU and do not count.
+- **Commitments** (reserved instances, savings plans, CUDs) then re-cost the hours' cloud rows:
+  ``billing.commitments`` (covered $, and the unused part as day rows of its own).
+- **Sliced GPUs** (``GpuSlice``: MIG, time-slicing) split their node's rows into ``LedgerShare`` rows per team
+  and project by slice size (``billing.shares``); the daily sums read those shares instead of the entry.
 - **GPU-hours** = GPU count × active_s / 3600; **idle GPU-hours** = Σ roll-up ``idle_s`` / 3600, capped at
   the GPU-hours; **idle $** = compute $ × idle GPU-hours / GPU-hours.
 - GPU count and model come from the node's GPU rows (the most common NVML name); team and project are copied
@@ -55,7 +67,9 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing.commitments import commitment_unused_days_refresh, commitments_apply
 from billing.models import BilledCost, LedgerDay
+from billing.shares import shares_delete, shares_insert
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -69,8 +83,10 @@ LEDGER_LOCK_KEY = 0x46_44_4C_45_44_47  # "FDLEDG", pg_advisory_xact_lock key
 INSERT_DAY_SQL = """
 WITH nodes AS (
     SELECT n.id AS node_id, n.site_id, n.team_id, n.project_id, n.lifecycle, s.provider_id,
-           p.kind AS provider_kind, COALESCE(s.pue, 1) AS pue,
+           p.kind AS provider_kind,
+           CASE WHEN p.kind = 'onprem' THEN COALESCE(s.pue, 1) ELSE COALESCE(pp.pue, 1) END AS pue,
            COALESCE(s.electricity_usd_per_kwh, 0) AS usd_per_kwh,
+           COALESCE(s.carbon_g_per_kwh, gi.g_per_kwh) AS g_per_kwh,
            COALESCE(n.launched_at, n.created) AS start_at, LEAST(COALESCE(n.ended_at, %(now)s), %(now)s) AS end_at,
            COALESCE(g.gpu_count, 0) AS gpu_count, COALESCE(g.gpu_model, '') AS gpu_model,
            CASE
@@ -81,6 +97,8 @@ WITH nodes AS (
     FROM fleet_node n
     JOIN fleet_site s ON s.id = n.site_id
     JOIN fleet_provider p ON p.id = s.provider_id
+    LEFT JOIN billing_providerpue pp ON pp.provider_kind = p.kind
+    LEFT JOIN billing_gridintensity gi ON gi.provider_kind = p.kind AND gi.region = s.region
     LEFT JOIN LATERAL (
         SELECT count(*) AS gpu_count, mode() WITHIN GROUP (ORDER BY gg.model) AS gpu_model
         FROM fleet_gpu gg WHERE gg.node_id = n.id
@@ -130,27 +148,53 @@ rollups AS (
       AND (%(node_ids)s::bigint[] IS NULL OR g.node_id = ANY(%(node_ids)s::bigint[]))
     GROUP BY g.node_id, r.hour
 ),
+broken_spans AS (
+    SELECT nh.node_id, nh.hour,
+           range_agg(tstzrange(
+               GREATEST(nh.hour, nh.start_at, e.occurred_at),
+               LEAST(nh.hour + interval '1 hour', nh.end_at, COALESCE(e.resolved_at, 'infinity'))
+           )) AS spans
+    FROM node_hours nh
+    JOIN fleet_healthevent e ON e.node_id = nh.node_id AND e.kind IN ('xid', 'ecc-dbe', 'gpu-lost')
+         AND e.occurred_at < LEAST(nh.hour + interval '1 hour', nh.end_at)
+         AND COALESCE(e.resolved_at, 'infinity') > GREATEST(nh.hour, nh.start_at)
+    WHERE nh.active_s > 0
+    GROUP BY nh.node_id, nh.hour, e.gpu_id
+),
+broken AS (
+    SELECT b.node_id, b.hour, sum(extract(epoch FROM upper(span) - lower(span))) / 3600.0 AS broken_hours
+    FROM broken_spans b CROSS JOIN LATERAL unnest(b.spans) AS span
+    GROUP BY b.node_id, b.hour
+),
 costed AS (
     SELECT nh.*, nh.rate IS NOT NULL AS priced,
            COALESCE(nh.rate, 0) * nh.active_s / 3600 AS compute_usd,
-           COALESCE(r.energy_wh, 0) / 1000 * (CASE WHEN nh.provider_kind = 'onprem' THEN nh.pue ELSE 1 END)
-               AS energy_kwh,
+           COALESCE(r.energy_wh, 0) / 1000 * nh.pue AS energy_kwh,
+           COALESCE(gh.g_per_kwh, nh.g_per_kwh) AS intensity,
            nh.gpu_count * nh.active_s / 3600.0 AS gpu_hours,
-           COALESCE(r.idle_s, 0) / 3600.0 AS idle_hours
+           COALESCE(r.idle_s, 0) / 3600.0 AS idle_hours,
+           COALESCE(b.broken_hours, 0) AS broken_hours
     FROM node_hours nh
     LEFT JOIN rollups r ON r.node_id = nh.node_id AND r.hour = nh.hour
+    LEFT JOIN broken b ON b.node_id = nh.node_id AND b.hour = nh.hour
+    LEFT JOIN billing_gridintensityhour gh ON gh.site_id = nh.site_id AND gh.hour = nh.hour
     WHERE nh.active_s > 0
 )
 INSERT INTO billing_ledgerentry (
     node_id, hour, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle, gpu_count,
-    active_s, rate_usd_per_h, compute_usd, energy_kwh, energy_usd, gpu_hours, idle_gpu_hours, idle_usd, priced
+    active_s, rate_usd_per_h, compute_usd, energy_kwh, energy_usd, gpu_hours, idle_gpu_hours, idle_usd, priced,
+    co2e_kg, broken_gpu_hours, broken_usd, covered_usd
 )
 SELECT node_id, hour, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle, gpu_count,
        active_s, COALESCE(rate, 0), compute_usd, energy_kwh,
        CASE WHEN provider_kind = 'onprem' THEN energy_kwh * usd_per_kwh ELSE 0 END,
        gpu_hours, LEAST(idle_hours, gpu_hours),
        CASE WHEN gpu_hours > 0 THEN compute_usd * LEAST(idle_hours, gpu_hours) / gpu_hours ELSE 0 END,
-       priced
+       priced,
+       energy_kwh * intensity / 1000,
+       LEAST(broken_hours, gpu_hours),
+       CASE WHEN gpu_hours > 0 THEN compute_usd * LEAST(broken_hours, gpu_hours) / gpu_hours ELSE 0 END,
+       0
 FROM costed
 """
 
@@ -174,29 +218,54 @@ ORDER BY e.node_id
 
 DAY_DELETE_SQL = "DELETE FROM billing_ledgerday WHERE day = ANY(%(days)s::date[])"
 
-DAY_REFRESH_SQL = """
+# The ledger's rows of some hours as the daily sums (and the FOCUS export) read them: an entry, or in its place its
+# shares (sliced GPUs). Hours in [first, last), and of the UTC days ``days`` unless that is NULL.
+LEDGER_ROWS_SQL = """
+SELECT (e.hour AT TIME ZONE 'UTC')::date AS day, e.node_id, e.provider_id, e.provider_kind, e.site_id, e.gpu_model,
+       e.lifecycle, e.commitment_id, e.gpu_count, e.rate_usd_per_h, e.priced,
+       CASE WHEN sh.id IS NULL THEN e.team_id ELSE sh.team_id END AS team_id,
+       CASE WHEN sh.id IS NULL THEN e.project_id ELSE sh.project_id END AS project_id,
+       e.active_s * COALESCE(sh.fraction, 1) / 3600 AS hours,
+       e.rate_usd_per_h * e.active_s * COALESCE(sh.fraction, 1) / 3600 AS uncommitted_usd,
+       CASE WHEN sh.id IS NULL THEN e.compute_usd ELSE sh.compute_usd END AS compute_usd,
+       CASE WHEN sh.id IS NULL THEN e.energy_kwh ELSE sh.energy_kwh END AS energy_kwh,
+       CASE WHEN sh.id IS NULL THEN e.energy_usd ELSE sh.energy_usd END AS energy_usd,
+       CASE WHEN sh.id IS NULL THEN e.gpu_hours ELSE sh.gpu_hours END AS gpu_hours,
+       CASE WHEN sh.id IS NULL THEN e.idle_gpu_hours ELSE sh.idle_gpu_hours END AS idle_gpu_hours,
+       CASE WHEN sh.id IS NULL THEN e.idle_usd ELSE sh.idle_usd END AS idle_usd,
+       CASE WHEN sh.id IS NULL THEN e.co2e_kg ELSE sh.co2e_kg END AS co2e_kg,
+       CASE WHEN sh.id IS NULL THEN e.broken_gpu_hours ELSE sh.broken_gpu_hours END AS broken_gpu_hours,
+       CASE WHEN sh.id IS NULL THEN e.broken_usd ELSE sh.broken_usd END AS broken_usd,
+       CASE WHEN sh.id IS NULL THEN e.covered_usd ELSE sh.covered_usd END AS covered_usd
+FROM billing_ledgerentry e
+LEFT JOIN billing_ledgershare sh ON sh.entry_id = e.id
+WHERE e.hour >= %(first)s AND e.hour < %(last)s
+  AND (%(days)s::date[] IS NULL OR (e.hour AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[]))
+"""
+
+DAY_REFRESH_SQL = f"""
 INSERT INTO billing_ledgerday (
     day, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle, nodes,
-    compute_usd, energy_kwh, energy_usd, gpu_hours, idle_gpu_hours, idle_usd, total_usd
+    compute_usd, energy_kwh, energy_usd, gpu_hours, idle_gpu_hours, idle_usd, co2e_kg, broken_gpu_hours,
+    broken_usd, covered_usd, unused_commitment_usd, total_usd
 )
-SELECT (hour AT TIME ZONE 'UTC')::date, provider_id, provider_kind, site_id, team_id, project_id, gpu_model,
-       lifecycle, count(DISTINCT node_id), sum(compute_usd), sum(energy_kwh), sum(energy_usd), sum(gpu_hours),
-       sum(idle_gpu_hours), sum(idle_usd), sum(compute_usd + energy_usd)
-FROM billing_ledgerentry
-WHERE hour >= %(first)s AND hour < %(last)s AND (hour AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])
-GROUP BY 1, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle
-"""
+SELECT day, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle, count(DISTINCT node_id),
+       sum(compute_usd), sum(energy_kwh), sum(energy_usd), sum(gpu_hours), sum(idle_gpu_hours), sum(idle_usd),
+       COALESCE(sum(co2e_kg), 0), sum(broken_gpu_hours), sum(broken_usd), sum(covered_usd), 0,
+       sum(compute_usd + energy_usd)
+FROM ({LEDGER_ROWS_SQL}) r
+GROUP BY day, provider_id, provider_kind, site_id, team_id, project_id, gpu_model, lifecycle
+"""  # noqa: S608 - composed of constants, never input
 
 NODE_DAY_DELETE_SQL = "DELETE FROM billing_ledgernodeday WHERE day = ANY(%(days)s::date[])"
 
-NODE_DAY_REFRESH_SQL = """
-INSERT INTO billing_ledgernodeday (day, node_id, team_id, idle_usd, idle_gpu_hours, total_usd)
-SELECT (hour AT TIME ZONE 'UTC')::date, node_id, team_id, sum(idle_usd), sum(idle_gpu_hours),
-       sum(compute_usd + energy_usd)
-FROM billing_ledgerentry
-WHERE hour >= %(first)s AND hour < %(last)s AND (hour AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])
-GROUP BY 1, node_id, team_id
-"""
+NODE_DAY_REFRESH_SQL = f"""
+INSERT INTO billing_ledgernodeday (day, node_id, team_id, idle_usd, idle_gpu_hours, total_usd, co2e_kg, broken_usd)
+SELECT day, node_id, team_id, sum(idle_usd), sum(idle_gpu_hours), sum(compute_usd + energy_usd),
+       COALESCE(sum(co2e_kg), 0), sum(broken_usd)
+FROM ({LEDGER_ROWS_SQL}) r
+GROUP BY day, node_id, team_id
+"""  # noqa: S608 - composed of constants, never input
 
 
 @dataclass
@@ -266,11 +335,14 @@ def ledger_compute(
         # One computation at a time (beat's update and a backfill may cover the same hours): the second waits
         # for the first to commit, then replaces its rows, instead of colliding on (node, hour).
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK_KEY])
+        shares_delete(cursor, start=start, end=end)
         cursor.execute(DELETE_SQL, {"start": start, "end": end, "node_ids": ids})
         for chunk_start, chunk_end in chunks:
             params = {"day": chunk_start.date(), "start": chunk_start, "end": chunk_end, "now": now, "node_ids": ids}
             cursor.execute(INSERT_DAY_SQL, params)
             report.rows += cursor.rowcount
+        commitments_apply(cursor, start=start, end=end, now=now)
+        shares_insert(cursor, start=start, end=end)
         report.days = sorted({chunk_start.date() for chunk_start, _ in chunks})
         report.day_rows = ledger_days_refresh(days=report.days)
     _unpriced_fill(report, ids)
@@ -301,10 +373,12 @@ def _rollup_refresh(*, delete_sql: str, refresh_sql: str, days: list[date]) -> i
 
 
 def ledger_days_refresh(*, days: list[date]) -> int:
-    """Rebuild the ``LedgerDay`` (and per-node ``LedgerNodeDay``) sums of ``days`` from their ledger rows;
-    returns the ``LedgerDay`` rows written."""
+    """Rebuild the ``LedgerDay`` (and per-node ``LedgerNodeDay``) sums of ``days`` from their ledger rows, and
+    the rows of the commitments' unused parts (``billing.commitments``); returns the ``LedgerDay`` rows written."""
     with transaction.atomic():
         written = _rollup_refresh(delete_sql=DAY_DELETE_SQL, refresh_sql=DAY_REFRESH_SQL, days=days)
+        with connection.cursor() as cursor:
+            written += commitment_unused_days_refresh(cursor, days=days)
         ledger_node_days_refresh(days=days)
     return written
 
@@ -340,11 +414,11 @@ def ledger_backfill(
 
 
 def reconciliation_list(*, provider, start: date, end: date) -> list[dict]:
-    """Estimated (ledger) against billed (Cost Explorer) spend of one provider account per UTC day in [start, end).
+    """Estimated (ledger) vs billed (Cost Explorer or FOCUS) spend of one cloud account per UTC day of [start, end).
 
-    ``estimated_usd`` is the ledger's compute + energy of the account's nodes; ``billed_usd`` is what the cloud
-    billed that day (None until imported); ``difference_usd`` = billed − estimated and ``difference_pct`` its
-    share of the billed amount (None where there is no bill, or it is zero).
+    ``estimated_usd`` is the account's LedgerDay total (covered hours at the committed rate, unused commitments
+    included, as the cloud bills them); ``billed_usd`` what the cloud billed that day (None until imported);
+    ``difference_usd`` = billed − estimated and ``difference_pct`` its share of the bill (None without one, or 0).
     """
     provider_id = getattr(provider, "pk", provider)  # a Provider or its primary key
     estimated = dict(

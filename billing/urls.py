@@ -1,5 +1,5 @@
 """URLs of the billing pages: spend and reports."""
 
-from billing.views import reports, spend
+from billing.views import buyrent, reports, spend
 
-urlpatterns = spend.urlpatterns + reports.urlpatterns
+urlpatterns = spend.urlpatterns + reports.urlpatterns + buyrent.urlpatterns

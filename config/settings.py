@@ -280,6 +280,12 @@ SPECTACULAR_SETTINGS = {
         "ReportPeriodEnum": "billing.choices.ReportPeriod",
         "JobStateEnum": "scheduler.choices.JobState",
         "RunStatusEnum": "core.choices.RunStatus",
+        "NodeStateEnum": "fleet.choices.NodeState",
+        "NodeSourceEnum": "fleet.choices.NodeSource",
+        "GpuSliceKindEnum": "fleet.choices.GpuSliceKind",
+        "HealthEventKindEnum": "fleet.choices.HealthEventKind",
+        "CommitmentKindEnum": "billing.choices.CommitmentKind",
+        "IntensitySourceEnum": "billing.choices.IntensitySource",
     },
 }
 
@@ -360,6 +366,11 @@ IDLE_MIN_DURATION_S = env_int("IDLE_MIN_DURATION_S", 900)
 DASHBOARD_REFRESH_S = env_int("DASHBOARD_REFRESH_S", 15)
 # The overview's fleet-wide figures are shared by all viewers for this long (0 turns the cache off).
 DASHBOARD_CACHE_S = env_int("DASHBOARD_CACHE_S", 5)
+# Buy vs rent: the discount off on-demand assumed for "with commitments" where no commitment in force covers a
+# GPU model (a typical 1-year, no-upfront savings plan; billing/buyrent/), in whole percent.
+BUY_VS_RENT_SAVINGS_PLAN_PCT = env_int("BUY_VS_RENT_SAVINGS_PLAN_PCT", 30)
+if not 0 <= BUY_VS_RENT_SAVINGS_PLAN_PCT < 100:
+    raise ImproperlyConfigured(f"BUY_VS_RENT_SAVINGS_PLAN_PCT={BUY_VS_RENT_SAVINGS_PLAN_PCT}: use 0 to 99.")
 
 # --- scheduler -------------------------------------------------------------------------------------------------
 # "dry-run" records the cloud API call a placement would make (run_instances / instances.insert); "live" makes it.

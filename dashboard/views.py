@@ -14,7 +14,8 @@ from fleet.telemetry.health import source_status_list
 from fleet.telemetry.series import fleet_series, series_window
 
 OVERVIEW_CHART_STEP_S = 600
-OVERVIEW_CACHE_KEY = "dashboard:overview:v1"
+# v2: the spend figures gained kgCO2e, broken capacity $ and unused commitments $ (entries of v1 lack them).
+OVERVIEW_CACHE_KEY = "dashboard:overview:v2"
 
 
 def _provider_chart(series: dict[str, list[dict]], value: str, scale: float = 1.0) -> dict:
@@ -46,7 +47,8 @@ def _spend_cache_key(scope: list[int] | None) -> str:
 
 
 def _overview_spend(request):
-    """Spend today, month to date against budget, egress and idle $ in the viewer's team scope (cached briefly)."""
+    """Spend today, month to date against budget, egress, idle $, broken capacity $, unused commitments $ and
+    kgCO2e in the viewer's team scope (cached briefly)."""
     scope = team_scope(request.user)
     ttl_s = settings.DASHBOARD_CACHE_S
     if ttl_s <= 0:
@@ -56,8 +58,8 @@ def _overview_spend(request):
 
 def overview(request):
     """The landing page: GPUs online, idle and unreachable, utilisation and power now and over 24 h by provider,
-    the nodes idle longest, cloud inventory, telemetry sources and background-process health. Live: refreshed by
-    HTMX."""
+    spend (with kgCO2e, broken capacity $ and unused commitments $), the nodes idle longest, cloud inventory,
+    telemetry sources and background-process health. Live: refreshed by HTMX."""
     ttl_s = settings.DASHBOARD_CACHE_S
     context = {
         **(cache.get_or_set(OVERVIEW_CACHE_KEY, _overview_data, timeout=ttl_s) if ttl_s > 0 else _overview_data()),

@@ -6,10 +6,12 @@ Sources (see ../shared/fixtures/README.md for provenance):
 - GCP machine types with built-in GPUs: the GCE ``machineTypes`` ``accelerators`` field.
 - Model names: as NVML / nvidia-smi report them (telegraf and nvidia_gpu_exporter captures).
 - Power limits: nvidia-smi captures and NVIDIA product briefs.
+- MIG compute slices: NVIDIA's MIG user guide, "Supported MIG profiles" (A100/H100/H200/B200: 7; A30: 4).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from fleet.choices import ProviderKind
@@ -85,3 +87,28 @@ GPU_KEY_BY_NVML_NAME: dict[str, str] = {spec.nvml_name: spec.key for spec in GPU
 def gpu_key(nvml_name: str) -> str:
     """The catalogue key (``H100``) of a GPU model as NVML names it; the NVML name itself when it is unknown."""
     return GPU_KEY_BY_NVML_NAME.get(nvml_name, nvml_name)
+
+
+# How many compute slices ("7g" is the whole GPU) MIG cuts a GPU into, by a word of its NVML name. A100, A800,
+# H100, H800, H200, GH200 and B200 have 7; A30 has 4. Other GPUs have no MIG.
+MIG_COMPUTE_SLICES: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"\b(?:GH200|[AHB][128]00)\b"), 7),
+    (re.compile(r"\bA30\b"), 4),
+)
+# A GPU instance profile as NVML and dcgm-exporter's GPU_I_PROFILE name it: "3g.40gb", "1g.10gb+me",
+# "1c.3g.40gb" (a compute instance of a 3g instance). The "Ng" is the instance's compute slices.
+MIG_PROFILE_RE = re.compile(r"(?:[1-7]c\.)?([1-7])g\.[0-9]{1,4}gb(?:\+[a-z]{1,8})?")
+
+
+def mig_slices_of(nvml_name: str) -> int | None:
+    """The compute slices MIG cuts this GPU model into (7 on A100/H100/H200/B200, 4 on A30); None without MIG."""
+    for pattern, slices in MIG_COMPUTE_SLICES:
+        if pattern.search(nvml_name):
+            return slices
+    return None
+
+
+def mig_profile_units(profile: str) -> int | None:
+    """The compute slices of a MIG profile ("3g.40gb" → 3), or None when it is not a MIG profile name."""
+    match = MIG_PROFILE_RE.fullmatch(profile)
+    return int(match.group(1)) if match else None

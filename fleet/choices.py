@@ -53,6 +53,13 @@ class NodeSource(models.TextChoices):
     GCP = "gcp", "GCP inventory sync"
 
 
+class GpuSliceKind(models.TextChoices):
+    """How a GPU is shared between teams."""
+
+    MIG = "mig", "MIG instance"
+    TIME_SLICE = "time-slice", "Time-sliced replica"
+
+
 class HealthEventKind(models.TextChoices):
     """What went wrong with a GPU, as telemetry reports it."""
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import Http404, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
@@ -98,9 +99,11 @@ def _node_or_404(pk: int) -> Node:
 
 
 def node_detail(request, pk: int):
-    """One node: where it runs, who owns it, its GPUs with their latest reading, and health events.
+    """One node: where it runs, who owns it, its GPUs with their latest reading and slices, and health events.
     The charts load separately (node_charts), so this page stays fast."""
     node = _node_or_404(pk)
+    # The GPUs are prefetched already; their slices (with team and project) come in three more queries in all.
+    prefetch_related_objects([node], "gpus__slices__team", "gpus__slices__project")
     context = {
         "node": node,
         "events": selectors.node_health_events(node=node),

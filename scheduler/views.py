@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from core.runs import run_stalled
 from fleet.scoping import team_scope
-from scheduler import jobs, placements, selectors, tasks
+from scheduler import carbon, jobs, placements, selectors, tasks
 from scheduler.forms import JobForm, WhatIfForm
 from scheduler.models import Job, PlaceRun
 from scheduler.runs import PLACE_RUN_STALLED_AFTER
@@ -136,5 +136,10 @@ def job_detail(request, pk: int):
     return render(
         request,
         "scheduler/job_detail.html",
-        {"job": job, "placement": active, "history": [p for p in placements if p is not active]},
+        {
+            "job": job,
+            "placement": active,
+            "history": [p for p in placements if p is not active],
+            "footprint": carbon.job_footprint(job=job),
+        },
     )

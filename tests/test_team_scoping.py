@@ -1,7 +1,7 @@
 """Team scoping (fleet.scoping) everywhere: every team-scoped API endpoint and page honours ``restrict(user)``.
 
 Two teams each have one row of every team-scoped model (ledger entry and day, node day, egress record, budget,
-budget alert, report subscription and delivery, job, placement), and there is a whole-fleet report
+budget alert, commitment, report subscription and delivery, job, placement), and there is a whole-fleet report
 subscription. A viewer who is a member of the first team sees that team's rows and nothing of the other (absent
 from lists, 404 on detail, preview and pages); an operator sees everything. A router check fails when a viewset
 of a team-scoped model is added to the API without being listed here.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from billing.choices import BudgetAlertKind, EgressCause
 from billing.models import (
     Budget,
     BudgetAlert,
+    Commitment,
     EgressRecord,
     LedgerDay,
     LedgerEntry,
@@ -49,12 +51,14 @@ SCOPED_API = {
     "report-delivery": "delivery",
     "job": "job",
     "placement": "placement",
+    "commitment": "commitment",
 }
 # Pages and actions of one row: (URL name, the row's key in the world); a viewer may read them all.
 SCOPED_DETAILS = [
     ("api:report-subscription-preview", "subscription"),
     ("report-preview", "subscription"),
     ("scheduler-job", "job"),
+    ("api:job-footprint", "job"),
 ]
 # Pages that list rows of several models: every marker of the other team must be absent from them.
 SCOPED_PAGES = ["spend", "spend-idle-nodes", "report-list", "scheduler"]
@@ -132,8 +136,20 @@ def _team_rows(*, team, name: str, compute: str) -> dict:
         total_usd=D(compute),
         policy_version="test",
     )
+    commitment = Commitment.objects.create(
+        provider=site.provider,
+        name=f"{name}-plan",
+        kind="savings-plan",
+        basis="spend",
+        hourly_commitment_usd=D(compute),
+        discount_pct=D(20),
+        start=today,
+        end=today + timedelta(days=365),
+        team=team,
+    )
     return {
         "team": team,
+        "commitment": commitment,
         "ledger_entry": entry,
         "egress_record": egress,
         "budget": budget,
@@ -235,6 +251,20 @@ class TestTeamScoping:
             assert {row["source"] for row in everyone.json()["routes"]} == {"aws:mine", "aws:zsecret"}
         # Asking for another team is refused outright, not answered with zeros.
         assert viewer.get(reverse(url_name), {**params, "team": other.pk}).status_code == 403
+
+    def test_focus_export(self, world, viewer, api_client):
+        """The FOCUS dataset holds the viewer's team's charges only (its Tags name the team); an operator's all."""
+        own, other = world["mine"]["team"], world["theirs"]["team"]
+
+        def teams(client) -> set[str]:
+            response = client.get(reverse("api:spend-focus-csv"))
+            assert response.status_code == 200, response.content
+            body = b"".join(response.streaming_content).decode()
+            return {json.loads(row["Tags"]).get("team") for row in csv.DictReader(io.StringIO(body))}
+
+        assert teams(viewer) == {own.slug}
+        assert teams(api_client(Role.OPERATOR)) >= {own.slug, other.slug}
+        assert viewer.get(reverse("api:spend-focus-csv"), {"team": other.pk}).status_code == 403
 
     def test_reconciliation_is_refused_to_a_limited_viewer(self, world, viewer):
         provider = world["mine"]["ledger_entry"].provider

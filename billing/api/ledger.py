@@ -8,16 +8,42 @@ from rest_framework import serializers, viewsets
 from billing.api.common import ProviderKindField
 from billing.choices import EgressCause
 from billing.filtersets import EgressRecordFilterSet, LedgerEntryFilterSet
-from billing.models import EgressRecord, LedgerEntry
+from billing.models import EgressRecord, LedgerEntry, LedgerShare
 from core.api.serializers import ValidatedModelSerializer
 from core.api.views import FleetdeckModelViewSet
 from fleet.scoping import TeamScopedViewMixin
 
 
+class LedgerShareSerializer(serializers.ModelSerializer):
+    """One team's (and project's) share of a sliced node-hour (MIG, time-slicing), by slice size."""
+
+    class Meta:
+        model = LedgerShare
+        fields = (
+            "team",
+            "project",
+            "fraction",
+            "gpu_hours",
+            "compute_usd",
+            "energy_kwh",
+            "energy_usd",
+            "idle_gpu_hours",
+            "idle_usd",
+            "co2e_kg",
+            "broken_gpu_hours",
+            "broken_usd",
+            "covered_usd",
+        )
+        read_only_fields = fields
+
+
 class LedgerEntrySerializer(serializers.ModelSerializer):
-    """One ledger row: what one node cost in one UTC hour (read-only)."""
+    """One ledger row: what one node cost in one UTC hour (read-only). ``co2e_kg`` is null where no grid
+    intensity is known; ``broken_usd`` and ``covered_usd`` are parts of ``compute_usd``; ``shares`` splits the
+    row across the teams holding its GPUs' slices (empty: the row is the node's team's alone)."""
 
     provider_kind = ProviderKindField(read_only=True)
+    shares = LedgerShareSerializer(many=True, read_only=True)
 
     class Meta:
         model = LedgerEntry
@@ -42,6 +68,12 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
             "idle_gpu_hours",
             "idle_usd",
             "priced",
+            "co2e_kg",
+            "broken_gpu_hours",
+            "broken_usd",
+            "covered_usd",
+            "commitment",
+            "shares",
         )
         read_only_fields = fields
 
@@ -87,7 +119,7 @@ class EgressRecordSerializer(ValidatedModelSerializer):
 class LedgerEntryViewSet(TeamScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     """The hourly cost ledger, one row per node and hour, newest first."""
 
-    queryset = LedgerEntry.objects.all()
+    queryset = LedgerEntry.objects.prefetch_related("shares")
     serializer_class = LedgerEntrySerializer
     filterset_class = LedgerEntryFilterSet
 

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from billing import selectors
 from billing.api.common import MAX_PK, MONEY, PERIOD_PARAMETERS, PeriodSerializer, SummaryParamsSerializer, scoped_teams
 from billing.ledger import reconciliation_list
-from billing.models import EgressRecord, LedgerDay
+from billing.models import BilledCost, EgressRecord, LedgerDay
 from core.api.fields import IdField
 from core.csv import SafeWriter
 from fleet.models import Provider
@@ -28,13 +28,31 @@ from fleet.scoping import team_scope
 class SpendFiguresSerializer(serializers.Serializer):
     """The summed figures of a group or of the whole period."""
 
-    compute_usd = serializers.DecimalField(**MONEY)
-    energy_usd = serializers.DecimalField(**MONEY)
-    total_usd = serializers.DecimalField(**MONEY)
-    idle_usd = serializers.DecimalField(**MONEY)
-    energy_kwh = serializers.DecimalField(**MONEY)
-    gpu_hours = serializers.DecimalField(**MONEY)
-    idle_gpu_hours = serializers.DecimalField(**MONEY)
+    compute_usd = serializers.DecimalField(**MONEY, help_text="Compute $ (the part of the GPUs' price paid).")
+    energy_usd = serializers.DecimalField(**MONEY, help_text="Energy $ (metered power of on-prem sites).")
+    total_usd = serializers.DecimalField(
+        **MONEY, help_text="Total $: compute + energy + unused commitments (egress apart)."
+    )
+    idle_usd = serializers.DecimalField(**MONEY, help_text="Idle $: the part of compute paid for idle GPUs.")
+    energy_kwh = serializers.DecimalField(**MONEY, help_text="Energy (kWh, PUE included).")
+    gpu_hours = serializers.DecimalField(**MONEY, help_text="GPU-hours.")
+    idle_gpu_hours = serializers.DecimalField(**MONEY, help_text="Idle GPU-hours.")
+    # The figures of issue 12, after the existing ones (the CSV's columns follow this order).
+    co2e_kg = serializers.DecimalField(
+        **MONEY, help_text="kgCO2e of the energy; hours without a known grid intensity count as 0."
+    )
+    broken_gpu_hours = serializers.DecimalField(
+        **MONEY, help_text="GPU-hours on GPUs with an open XID, ECC or lost health event (broken capacity)."
+    )
+    broken_usd = serializers.DecimalField(
+        **MONEY, help_text="Broken capacity $: the part of compute paid for broken GPU-hours."
+    )
+    covered_usd = serializers.DecimalField(
+        **MONEY, help_text="The part of compute paid at a committed rate (reserved instance, savings plan, CUD)."
+    )
+    unused_commitment_usd = serializers.DecimalField(
+        **MONEY, help_text="Unused commitments $: commitments paid for and not used (part of total $)."
+    )
 
 
 class SpendRowSerializer(SpendFiguresSerializer):
@@ -91,6 +109,9 @@ class ReconciliationRowSerializer(serializers.Serializer):
     billed_usd = serializers.DecimalField(**MONEY, allow_null=True)
     difference_usd = serializers.DecimalField(**MONEY, allow_null=True)
     difference_pct = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True, allow_null=True)
+    source = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Where the bill came from: cost-explorer or focus; null: no bill."
+    )
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------
@@ -213,6 +234,9 @@ class ReconciliationView(APIView):
         params.is_valid(raise_exception=True)
         p = params.validated_data
         rows = reconciliation_list(provider=p["provider"], start=p["start"], end=p["end"])
+        bills = BilledCost.objects.filter(provider=p["provider"], day__gte=p["start"], day__lt=p["end"])
+        sources = dict(bills.values_list("day", "source"))
+        rows = [{**row, "source": sources.get(row["day"])} for row in rows]
         return Response(ReconciliationRowSerializer(rows, many=True).data)
 
 

@@ -1,9 +1,9 @@
 """Routes of the billing API, registered on the project's /api/v1/ router: prices, spend, the ledger and egress
-records, budgets and reports (one module per resource)."""
+records, budgets, reports and carbon (one module per resource)."""
 
-from billing.api import budgets, ledger, prices, reports, spend
+from billing.api import budgets, buyrent, carbon, commitments, focus, ledger, prices, reports, spend
 
-API_MODULES = (prices, spend, ledger, budgets, reports)
+API_MODULES = (prices, spend, ledger, budgets, reports, carbon, focus, buyrent, commitments)
 
 
 def register(router) -> None:

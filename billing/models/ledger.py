@@ -6,11 +6,12 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from billing.choices import EgressCause
+from billing.choices import BilledCostSource, EgressCause
 from fleet.choices import NodeLifecycle, ProviderKind
 from fleet.scoping import TeamScopedQuerySet
 
 money = {"max_digits": 16, "decimal_places": 6}
+zero = {"default": 0, "db_default": 0}
 
 
 class LedgerEntry(models.Model):
@@ -34,12 +35,29 @@ class LedgerEntry(models.Model):
     active_s = models.PositiveIntegerField(help_text="Seconds of the hour the node existed and was billed.")
     rate_usd_per_h = models.DecimalField(**money, help_text="Whole-node $/h after discounts (energy excluded).")
     compute_usd = models.DecimalField(**money)
-    energy_kwh = models.DecimalField(**money, help_text="Measured GPU energy × PUE (on-prem) or × 1 (cloud).")
+    energy_kwh = models.DecimalField(
+        **money, help_text="Measured GPU energy × PUE (the site's on-prem, the provider's in the cloud)."
+    )
     energy_usd = models.DecimalField(**money, help_text="On-prem only; cloud prices include energy.")
     gpu_hours = models.DecimalField(**money)
     idle_gpu_hours = models.DecimalField(**money)
     idle_usd = models.DecimalField(**money, help_text="The part of compute $ paid for idle GPUs.")
     priced = models.BooleanField(default=True, help_text="False when no price or cost model covered this hour.")
+    co2e_kg = models.DecimalField(
+        **money, null=True, blank=True, help_text="kgCO2e of the hour's energy; empty when the grid is unknown."
+    )
+    broken_gpu_hours = models.DecimalField(**money, **zero, help_text="GPU-hours on GPUs with an open health event.")
+    broken_usd = models.DecimalField(**money, **zero, help_text="The part of compute $ paid for broken GPUs.")
+    covered_usd = models.DecimalField(**money, **zero, help_text="The part of compute $ paid at a committed rate.")
+    commitment = models.ForeignKey(
+        "billing.Commitment",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="The commitment that covered (part of) this hour.",
+    )
 
     objects = TeamScopedQuerySet.as_manager()
 
@@ -62,13 +80,58 @@ class LedgerEntry(models.Model):
         return self.compute_usd + self.energy_usd
 
 
+class LedgerShare(models.Model):
+    """One team's (and project's) share of a node-hour whose GPUs are sliced (MIG or time-slicing).
+
+    Written by ``billing.ledger.ledger_compute`` beside the node's ``LedgerEntry`` for nodes with ``GpuSlice``
+    rows: each slice holder gets units / of_units of its GPU's share of the hour; the node's own team gets the
+    rest (whole GPUs, and the slices nobody holds, which are idle $). The daily sums read these rows instead of
+    the entry for such nodes, so a sliced node's cost is split across its teams everywhere.
+    """
+
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.CASCADE, related_name="shares")
+    team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    project = models.ForeignKey("fleet.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    fraction = models.DecimalField(max_digits=12, decimal_places=10, help_text="Share of the node-hour.")
+    gpu_hours = models.DecimalField(**money)
+    compute_usd = models.DecimalField(**money)
+    energy_kwh = models.DecimalField(**money)
+    energy_usd = models.DecimalField(**money)
+    idle_gpu_hours = models.DecimalField(**money)
+    idle_usd = models.DecimalField(**money)
+    co2e_kg = models.DecimalField(**money, null=True, blank=True)
+    broken_gpu_hours = models.DecimalField(**money)
+    broken_usd = models.DecimalField(**money)
+    covered_usd = models.DecimalField(**money)
+
+    objects = TeamScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("entry_id", "team_id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("entry", "team", "project"), name="%(app_label)s_%(class)s_unique_holder", nulls_distinct=False
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} {self.team_id}: {self.fraction}"
+
+
 class LedgerDay(models.Model):
     """The ledger summed per UTC day and dimension set: what spend pages, budgets and reports read."""
 
     day = models.DateField()
     provider = models.ForeignKey("fleet.Provider", on_delete=models.CASCADE, related_name="+")
     provider_kind = models.CharField(max_length=16, choices=ProviderKind.choices)
-    site = models.ForeignKey("fleet.Site", on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(
+        "fleet.Site",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty on the rows of unused commitments (a commitment is bought for an account, not a site).",
+    )
     team = models.ForeignKey("fleet.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     project = models.ForeignKey("fleet.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     gpu_model = models.CharField(max_length=100, blank=True)
@@ -80,7 +143,12 @@ class LedgerDay(models.Model):
     gpu_hours = models.DecimalField(**money)
     idle_gpu_hours = models.DecimalField(**money)
     idle_usd = models.DecimalField(**money)
-    total_usd = models.DecimalField(**money, help_text="compute + energy.")
+    co2e_kg = models.DecimalField(**money, **zero)
+    broken_gpu_hours = models.DecimalField(**money, **zero)
+    broken_usd = models.DecimalField(**money, **zero)
+    covered_usd = models.DecimalField(**money, **zero)
+    unused_commitment_usd = models.DecimalField(**money, **zero, help_text="Commitments paid for and not used.")
+    total_usd = models.DecimalField(**money, help_text="compute + energy + unused commitments.")
 
     objects = TeamScopedQuerySet.as_manager()
 
@@ -110,6 +178,8 @@ class LedgerNodeDay(models.Model):
     idle_usd = models.DecimalField(**money)
     idle_gpu_hours = models.DecimalField(**money)
     total_usd = models.DecimalField(**money)
+    co2e_kg = models.DecimalField(**money, **zero)
+    broken_usd = models.DecimalField(**money, **zero)
 
     objects = TeamScopedQuerySet.as_manager()
 
@@ -168,11 +238,18 @@ class EgressRecord(models.Model):
 
 
 class BilledCost(models.Model):
-    """What the cloud itself billed for one day (AWS Cost Explorer), to reconcile against the ledger."""
+    """What the cloud itself billed for one day (AWS Cost Explorer or a FOCUS export), to reconcile against the
+    ledger. The latest import of a day replaces it and says where it came from."""
 
     provider = models.ForeignKey("fleet.Provider", on_delete=models.CASCADE, related_name="billed_costs")
     day = models.DateField()
     usd = models.DecimalField(**money)
+    source = models.CharField(
+        max_length=16,
+        choices=BilledCostSource.choices,
+        default=BilledCostSource.COST_EXPLORER,
+        db_default=BilledCostSource.COST_EXPLORER,
+    )
     fetched_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -39,7 +39,8 @@ class ReportData:
 
     @property
     def total_usd(self) -> Decimal:
-        """The report's total: compute + energy of the period, as spend_totals gives it (egress apart)."""
+        """The report's total: compute + energy + unused commitments of the period, as spend_totals gives it (egress
+        apart)."""
         return self.totals.total_usd
 
 

@@ -13,6 +13,7 @@ from billing.money import usd_cents
 from billing.reports.chart import spend_chart_png
 from billing.reports.data import ReportData
 from core.csv import SafeDictWriter
+from core.figures import co2e_kg_rounded, money_text
 from core.validators import one_line
 
 CHART_CID = "spend-chart@fleetdeck"
@@ -32,6 +33,12 @@ CSV_COLUMNS = (
     "budget_usd",
     "forecast_usd",
     "state",
+    # The figures of issue 12 go at the end: readers of the CSV index its columns.
+    "co2e_kg",
+    "broken_gpu_hours",
+    "broken_usd",
+    "covered_usd",
+    "unused_commitment_usd",
 )
 SPEND_SECTIONS = (("day", "daily"), ("provider", "by_provider"), ("team", "by_team"), ("gpu_model", "by_gpu_model"))
 
@@ -50,6 +57,7 @@ class RenderedReport:
 
 
 def _spend_row(section: str, row: dict) -> dict:
+    """One spend row of the CSV: money to the cent, kgCO2e to 0.1 kg (core.figures), hours and kWh to 0.001."""
     return {
         "section": section,
         "key": "" if row["key"] is None else str(row["key"]),
@@ -61,6 +69,11 @@ def _spend_row(section: str, row: dict) -> dict:
         "energy_kwh": row["energy_kwh"].quantize(MILLI),
         "gpu_hours": row["gpu_hours"].quantize(MILLI),
         "idle_gpu_hours": row["idle_gpu_hours"].quantize(MILLI),
+        "co2e_kg": co2e_kg_rounded(row["co2e_kg"]),
+        "broken_gpu_hours": row["broken_gpu_hours"].quantize(MILLI),
+        "broken_usd": usd_cents(row["broken_usd"]),
+        "covered_usd": usd_cents(row["covered_usd"]),
+        "unused_commitment_usd": usd_cents(row["unused_commitment_usd"]),
     }
 
 
@@ -124,7 +137,7 @@ def _unmarked(rendered: str) -> str:
 def report_subject(data: ReportData) -> str:
     """The email subject: scope, period and total, on one line even if a name stored before names were validated
     holds a line break (a header must not: BadHeaderError, or an injected header)."""
-    return one_line(f"Fleetdeck cost report: {data.scope_label}, {data.period_label}: ${usd_cents(data.total_usd):,}")
+    return one_line(f"Fleetdeck cost report: {data.scope_label}, {data.period_label}: ${money_text(data.total_usd)}")
 
 
 def report_render(data: ReportData, *, embed_chart: bool = False) -> RenderedReport:

@@ -1,6 +1,7 @@
-"""The spend page: spend by provider, site, team, project and GPU model, its daily trend, egress, budgets and
-reconciliation (from the daily roll-up, LedgerDay), for a date range and teams, within the viewer's team scope;
-and its top idle-cost nodes panel, loaded after the page, read from the per-node daily sums (LedgerNodeDay)."""
+"""The spend page: spend (with kgCO2e, broken capacity $ and unused commitments $) by provider, site, team,
+project and GPU model, its daily trend, egress, budgets and reconciliation (from the daily roll-up, LedgerDay), for
+a date range and teams, within the viewer's team scope; and its top idle-cost nodes panel, loaded after the page,
+read from the per-node daily sums (LedgerNodeDay)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def spend_page_data(*, start: date, end: date, teams: list[int] | None, today: d
             {"label": "Energy $", "data": [float(usd_cents(row["energy_usd"])) for row in days]},
         ],
     }
+    if totals.unused_commitment_usd:  # the third part of the total, drawn only when there is some
+        unused = [float(usd_cents(row["unused_commitment_usd"])) for row in days]
+        trend["datasets"].append({"label": "Unused commitments $", "data": unused})
     return {
         "start": start,
         "last_day": end - timedelta(days=1),

@@ -8,6 +8,14 @@ over all nodes and 30 days, LedgerDay refresh included) is timed in full; the na
 its roll-ups, the price of each day through the ORM, rows computed in Python and written with ``bulk_create``)
 is timed on a subset of nodes over the same 30 days and its rows/s extrapolated. Both write the same rows; the
 largest per-row difference is reported.
+
+**Carbon and commitments overhead**, same run, same world: the 30 days are then recomputed ``OVERHEAD_ROUNDS``
+times each way, alternately — *plain* (no grid intensity, no provider PUE, no commitment: the world above) and
+*cost truth* (hourly grid intensities for both sites every hour, the region's shipped intensity, AWS's PUE, and
+four commitments over the AWS nodes: two back-to-back reserved-instance terms, a regional and an account-wide
+savings plan) — each after ``VACUUM ANALYZE`` of the ledger table. ``overhead_pct`` compares the fastest run of
+each; the seconds of every statement kind of ``ledger_compute`` are listed for the fastest runs
+(devtools.bench.ledger_overhead).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from devtools.bench.common import bench_database, bench_fleet
+from devtools.bench.ledger_overhead import overhead_measure
 
 BENCH_NODES = 10_000
 BENCH_DAYS = 30
@@ -33,6 +42,8 @@ H100_NVML = "NVIDIA H100 80GB HBM3"
 SIX = Decimal("0.000001")
 HOUR = timedelta(hours=1)
 FIELDS = ("compute_usd", "energy_kwh", "energy_usd", "gpu_hours", "idle_gpu_hours", "idle_usd")
+OVERHEAD_ROUNDS = 2
+OVERHEAD_TARGET_PCT = 20
 
 ROLLUP_SQL = """
 INSERT INTO fleet_gpu_hour (hour, gpu_id, energy_wh, samples, idle_s, minutes, util_1m, power_1m_w, mem_1m_mib,
@@ -286,6 +297,8 @@ def run_scaled(scale: float) -> dict:
         product_s = clock.perf_counter() - started
         product = _rows_of(subset)
 
+        overhead = overhead_measure(start=start, end=end, rounds=OVERHEAD_ROUNDS, target_pct=OVERHEAD_TARGET_PCT)
+
     diffs = [abs(naive[key][f] - product[key][f]) for key in naive.keys() & product.keys() for f in FIELDS] or [
         Decimal(0)
     ]
@@ -313,4 +326,5 @@ def run_scaled(scale: float) -> dict:
         "speedup": round((report.rows / product_s) / (naive_rows / naive_s), 1),
         "naive_rows_matching_product": len(naive.keys() & product.keys()),
         "naive_vs_product_max_abs_diff": str(max(diffs)),
+        **overhead,
     }

@@ -6,6 +6,9 @@ forms create) and is idempotent, so ``seed_demo --if-empty`` can run it on every
 
 from __future__ import annotations
 
+import io
+import math
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
@@ -14,15 +17,17 @@ from django.db.models import Count, Min, Sum
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
+from billing.carbon import carbon_data_load, grid_intensity_import
 from billing.catalogue import CLOUD_KINDS, catalogue_load
-from billing.choices import PriceSource, ReportPeriod
+from billing.choices import CommitmentBasis, CommitmentKind, PriceSource, ReportPeriod
+from billing.commitments import commitment_save
 from billing.ledger import LedgerReport, ledger_backfill
-from billing.models import Budget, InstancePrice, OnPremCostModel, ReportSubscription
+from billing.models import Budget, Commitment, InstancePrice, OnPremCostModel, ReportSubscription
 from billing.rates import region_continent
 from devtools.demo.fleet import DEMO_PROVIDERS, DEMO_SITES
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES, gpu_key
-from fleet.choices import ProviderKind
-from fleet.models import Node, Site, Team
+from fleet.choices import NodeLifecycle, ProviderKind
+from fleet.models import Node, Provider, Site, Team
 
 DEMO_COST_MODELS_FROM = date(2024, 1, 1)
 # Per-GPU purchase price (server price ÷ GPUs, networking share included), amortised over 48 months, with
@@ -43,8 +48,12 @@ DEMO_OPS_SHARE_PER_YEAR = Decimal("0.10")
 
 @transaction.atomic
 def demo_prices_seed() -> dict[str, int]:
-    """Load the shipped catalogue and give the demo's on-prem sites cost models (idempotent)."""
+    """Load the shipped catalogue and carbon data, give the demo's on-prem sites cost models and dc-sjc1 a day of
+    hourly grid intensities, price the cloud nodes the catalogue misses, and give the AWS account its commitments
+    (idempotent)."""
     report = catalogue_load()
+    carbon = carbon_data_load()
+    hours = demo_grid_hours_seed()
     onprem = {s.name: s for s in DEMO_SITES if s.provider == "onprem"}
     sites = Site.objects.filter(name__in=onprem, provider__kind=ProviderKind.ONPREM)
     created = 0
@@ -68,7 +77,104 @@ def demo_prices_seed() -> dict[str, int]:
                 },
             )
             created += made
-    return {**report.as_dict(), "cost_models_created": created, "demo_price_estimates": demo_price_estimates_seed()}
+    estimates = demo_price_estimates_seed()
+    return {
+        **report.as_dict(),
+        **carbon.as_dict(),
+        "grid_hours": hours,
+        "cost_models_created": created,
+        "demo_price_estimates": estimates,
+        "demo_commitments_created": demo_commitments_seed(),
+    }
+
+
+DEMO_COMMITMENTS_PROVIDER = "aws-prod"
+DEMO_RI_REGION = "us-east-1"
+DEMO_RI_RATE_SHARE = Decimal("0.60")  # a 1-year no-upfront RI costs about 60 % of on-demand
+DEMO_SP_SHARE = Decimal("0.25")  # the savings plan commits a quarter of the account's other eligible list $/h
+DEMO_SP_DISCOUNT_PCT = Decimal(28)
+DEMO_COMMITMENTS_STARTED_DAYS_AGO = 120
+
+
+def demo_commitments_seed(*, today: date | None = None) -> int:
+    """Give the demo's AWS account a reserved-instance commitment and a Compute Savings Plan (1-year terms that
+    started 120 days ago); returns how many were created. Idempotent: a commitment of the same name is left alone.
+
+    SYNTHETIC figures, not a real purchase: the RI is for the most common on-demand or reserved instance type in
+    us-east-1, one more instance than the account runs of it (so the spend page shows a small unused line) at
+    60 % of its on-demand price; the savings plan commits a quarter of the on-demand $/h of the account's other
+    eligible nodes, at 28 % off. Call after the prices (the rules check the catalogue) and before the ledger.
+    """
+    provider = Provider.objects.filter(name=DEMO_COMMITMENTS_PROVIDER, kind=ProviderKind.AWS).first()
+    if provider is None:
+        return 0
+    eligible = list(
+        Node.objects.filter(site__provider=provider, lifecycle__in=(NodeLifecycle.ON_DEMAND, NodeLifecycle.RESERVED))
+        .exclude(instance_type="")
+        .values_list("site__region", "instance_type")
+        .order_by("pk")
+    )
+    prices = {}
+    for price in InstancePrice.objects.filter(provider_kind=ProviderKind.AWS).order_by("effective_from", "pk"):
+        if price.on_demand_usd_per_h is not None:
+            prices[(price.region, price.instance_type)] = price.on_demand_usd_per_h
+    counts = Counter(t for region, t in eligible if region == DEMO_RI_REGION and (region, t) in prices)
+    if not counts:
+        return 0
+    ri_type, ri_count = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    rest = sum(prices.get(key, Decimal(0)) for key in eligible) - ri_count * prices[(DEMO_RI_REGION, ri_type)]
+    start = (today or billing_selectors.utc_today()) - timedelta(days=DEMO_COMMITMENTS_STARTED_DAYS_AGO)
+    end = start.replace(year=start.year + 1) if (start.month, start.day) != (2, 29) else date(start.year + 1, 3, 1)
+    term = {"provider": provider, "start": start, "end": end, "note": "Demo commitment: synthetic, 1-year term"}
+    wanted = (
+        Commitment(
+            name=f"demo-ri-{ri_type}",
+            kind=CommitmentKind.RESERVED_INSTANCE,
+            basis=CommitmentBasis.COUNT,
+            region=DEMO_RI_REGION,
+            instance_type=ri_type,
+            count=ri_count + 1,
+            rate_usd_per_h=(prices[(DEMO_RI_REGION, ri_type)] * DEMO_RI_RATE_SHARE).quantize(Decimal("0.000001")),
+            **term,
+        ),
+        Commitment(
+            name="demo-compute-savings-plan",
+            kind=CommitmentKind.SAVINGS_PLAN,
+            basis=CommitmentBasis.SPEND,
+            hourly_commitment_usd=max(Decimal(1), (rest * DEMO_SP_SHARE).quantize(Decimal("0.01"))),
+            discount_pct=DEMO_SP_DISCOUNT_PCT,
+            **term,
+        ),
+    )
+    created = 0
+    for commitment in wanted:
+        if not Commitment.objects.filter(provider=provider, name=commitment.name).exists():
+            commitment_save(commitment=commitment)
+            created += 1
+    return created
+
+
+DEMO_GRID_HOURS_SITE = "dc-sjc1"
+DEMO_GRID_UTC_OFFSET_H = -8  # San Jose (PST)
+
+
+def demo_grid_hours_seed(*, now: datetime | None = None) -> int:
+    """Give dc-sjc1 hourly grid intensities for the last complete UTC day, through billing's import service.
+
+    SYNTHETIC demo values, not measurements: the site's operator value (198 g/kWh) × (1 − 0.3 cos(2π (h − 13) / 24))
+    at local hour h, so the Californian solar dip (lowest at 13:00 local, 138.60 g/kWh; highest at 01:00, 257.40)
+    shows on the ledger's hourly carbon. Returns the hours written (0 without the site); re-running replaces them.
+    """
+    site = Site.objects.filter(name=DEMO_GRID_HOURS_SITE).first()
+    if site is None or site.carbon_g_per_kwh is None:
+        return 0
+    day = datetime.combine((now or timezone.now()).astimezone(UTC).date() - timedelta(days=1), datetime.min.time(), UTC)
+    lines = ["site,hour,g_per_kwh"]
+    for h in range(24):
+        local = (h + DEMO_GRID_UTC_OFFSET_H) % 24
+        value = site.carbon_g_per_kwh * Decimal(str(round(1 - 0.3 * math.cos(2 * math.pi * (local - 13) / 24), 4)))
+        lines.append(f"{site.name},{(day + timedelta(hours=h)).isoformat()},{value.quantize(Decimal('0.01'))}")
+    return grid_intensity_import(file=io.StringIO("\n".join(lines) + "\n"), now=now).rows
 
 
 # Demo only: regions outside the fixtures' us-east-1 / us-central1 cost a little more (EU list prices run ≈10 %

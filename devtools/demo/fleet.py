@@ -15,8 +15,8 @@ from django.utils import timezone
 from billing.models import LedgerDay, LedgerEntry, LedgerNodeDay
 from devtools.demo.scheduler import DEMO_DATASETS
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
-from fleet.choices import Continent, NodeLifecycle, NodeState, ProviderKind
-from fleet.models import GPU, Node, Project, Provider, Site, Team
+from fleet.choices import Continent, GpuSliceKind, HealthEventKind, NodeLifecycle, NodeState, ProviderKind
+from fleet.models import GPU, GpuSlice, HealthEvent, Node, Project, Provider, Site, Team
 from scheduler.models import Dataset, Job
 
 DEMO_SIMULATOR_URL = "http://127.0.0.1:9500"
@@ -40,6 +40,10 @@ class DemoSite:
     types: tuple[tuple[str, int], ...]  # (instance type, relative frequency)
     electricity_usd_per_kwh: Decimal | None = None
     pue: Decimal | None = None
+    # On-prem: the operator's grid carbon intensity (gCO2e/kWh). The demo takes the nearest grid's figure from the
+    # shipped dataset (billing/data/grid_intensity.csv, Google's 2023 values): Amsterdam ≈ europe-west4 (Eemshaven,
+    # the Netherlands) 236; San Jose ≈ us-west2 (Los Angeles, the same Californian grid) 198.
+    carbon_g_per_kwh: Decimal | None = None
 
 
 DEMO_SITES = (
@@ -54,6 +58,7 @@ DEMO_SITES = (
         (("dgx-h100", 3), ("hgx-a100-80gb", 4), ("l40s-4x", 2), ("t4-inference-2x", 2)),
         Decimal("0.21"),
         Decimal("1.35"),
+        carbon_g_per_kwh=Decimal("236"),
     ),
     DemoSite(
         "onprem",
@@ -66,6 +71,7 @@ DEMO_SITES = (
         (("dgx-h100", 4), ("hgx-a100-80gb", 2), ("l40s-4x", 1)),
         Decimal("0.16"),
         Decimal("1.25"),
+        carbon_g_per_kwh=Decimal("198"),
     ),
     DemoSite(
         "aws-prod",
@@ -182,6 +188,7 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEM
             continent=s.continent,
             electricity_usd_per_kwh=s.electricity_usd_per_kwh,
             pue=s.pue,
+            carbon_g_per_kwh=s.carbon_g_per_kwh,
         )
         for s in DEMO_SITES
     }
@@ -248,13 +255,81 @@ def demo_fleet_seed(*, nodes: int = 300, seed: int = 7, simulator_url: str = DEM
             for i in range(itype.gpu_count)
         ]
     GPU.objects.bulk_create(gpus, batch_size=2000)
+    capacity = demo_capacity_seed(now=now)
     return {
         "providers": len(providers),
         "sites": len(sites),
         "teams": len(teams),
-        "nodes": len(created),
-        "gpus": len(gpus),
+        "nodes": len(created) + capacity["nodes"],
+        "gpus": len(gpus) + capacity["gpus"],
     }
+
+
+# The MIG-partitioned H100 of the demo: (GPU_I_ID, profile, team slug or None for an idle slice). 3 + 2 + 1 + 1
+# of the GPU's 7 compute slices: Research holds 3/7 of its hour, Inference 3/7, and 1/7 is idle $ of the node's
+# team (Platform).
+DEMO_MIG_NODE = "ams1-mig-h100-001"
+DEMO_MIG_SLICES = (("1", "3g.40gb", "research"), ("5", "2g.20gb", "inference"), ("13", "1g.10gb", "inference"))
+DEMO_MIG_IDLE = ("14", "1g.10gb")
+DEMO_XID = 79  # "GPU has fallen off the bus": the GPU is broken until someone resolves the event
+DEMO_XID_MESSAGE = "XID 79 (demo: GPU has fallen off the bus)"
+
+
+def demo_capacity_seed(*, now=None) -> dict[str, int]:
+    """Fractional GPUs and broken capacity for the spend page: one on-prem H100 node split by MIG between two
+    teams (one slice idle), and one GPU with an open XID event since six hours ago. Idempotent: what exists is
+    left as it is. The MIG node has no telemetry endpoint (the simulator reports whole GPUs, which would remove
+    its MIG slices); its slices stand for what telemetry would have synced."""
+    now = now or timezone.now().replace(microsecond=0)
+    site = Site.objects.filter(provider__name="onprem").order_by("name").first()
+    teams = {t.slug: t for t in Team.objects.filter(slug__in=["research", "inference", "platform"])}
+    if site is None or len(teams) < 3:
+        return {"nodes": 0, "gpus": 0}
+    h100 = GPU_SPECS["H100"]
+    node, node_created = Node.objects.get_or_create(
+        site=site,
+        name=DEMO_MIG_NODE,
+        defaults={
+            "instance_type": "dgx-h100",
+            "lifecycle": NodeLifecycle.OWNED,
+            "state": NodeState.RUNNING,
+            "team": teams["platform"],
+            "labels": {"env": "prod", "owner": "platform", "mig": "enabled"},
+            "launched_at": now - timedelta(days=60),
+        },
+    )
+    gpu, gpu_created = GPU.objects.get_or_create(
+        node=node,
+        index=0,
+        defaults={
+            "uuid": "GPU-00000000-0000-4000-8000-00000000a1c0",
+            "model": h100.nvml_name,
+            "memory_mib": h100.memory_mib,
+            "power_limit_w": h100.power_limit_w,
+        },
+    )
+    for instance_id, profile, team in (*DEMO_MIG_SLICES, (*DEMO_MIG_IDLE, None)):
+        GpuSlice.objects.get_or_create(
+            gpu=gpu,
+            name=f"{profile}#{instance_id}",
+            defaults={
+                "kind": GpuSliceKind.MIG,
+                "units": int(profile[0]),
+                "of_units": 7,
+                "team": teams.get(team),
+            },
+        )
+    broken = GPU.objects.filter(node__site=site).exclude(node=node).order_by("node__name", "index").first()
+    if broken is not None and not HealthEvent.objects.filter(gpu=broken, message=DEMO_XID_MESSAGE).exists():
+        HealthEvent.objects.create(
+            gpu=broken,
+            node_id=broken.node_id,
+            occurred_at=now - timedelta(hours=6),
+            kind=HealthEventKind.XID,
+            code=DEMO_XID,
+            message=DEMO_XID_MESSAGE,
+        )
+    return {"nodes": int(node_created), "gpus": int(gpu_created)}
 
 
 @transaction.atomic

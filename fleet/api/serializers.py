@@ -1,9 +1,12 @@
 """Serializers of the fleet API (explicit field lists)."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from rest_framework import serializers
 
 from core.api.serializers import ValidatedModelSerializer
-from fleet.models import GPU, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
+from fleet.models import GPU, GpuSlice, HealthEvent, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
+from fleet.slices import slice_extra_errors
 
 
 class ProviderSerializer(ValidatedModelSerializer):
@@ -36,6 +39,7 @@ class SiteSerializer(ValidatedModelSerializer):
             "continent",
             "electricity_usd_per_kwh",
             "pue",
+            "carbon_g_per_kwh",
             "created",
             "updated",
         )
@@ -90,7 +94,20 @@ class NodeSerializer(ValidatedModelSerializer):
         return node.gpus.count() if count is None else count
 
 
+class GpuSliceBriefSerializer(serializers.ModelSerializer):
+    """A slice as its GPU lists it (GPU and node API)."""
+
+    class Meta:
+        model = GpuSlice
+        fields = ("id", "kind", "name", "units", "of_units", "team", "project")
+        read_only_fields = fields
+
+
 class GPUSerializer(ValidatedModelSerializer):
+    slices = GpuSliceBriefSerializer(
+        many=True, read_only=True, help_text="MIG instances or time-sliced replicas sharing this GPU; see gpu-slices."
+    )
+
     class Meta:
         model = GPU
         extra_kwargs = {"uuid": {"allow_blank": False}}  # unknown is null, never ""
@@ -109,7 +126,107 @@ class GPUSerializer(ValidatedModelSerializer):
             "temp_c",
             "sm_clock_mhz",
             "idle_since",
+            "slices",
         )
+
+
+class NodeDetailSerializer(NodeSerializer):
+    """A node as GET /nodes/{id}/ shows it: with its GPUs and their slices."""
+
+    gpus = GPUSerializer(many=True, read_only=True, help_text="The node's GPUs by index, each with its slices.")
+
+    class Meta(NodeSerializer.Meta):
+        fields = (*NodeSerializer.Meta.fields, "gpus")
+
+
+class GpuSliceSerializer(ValidatedModelSerializer):
+    """A share of a GPU a team uses. Checked as the admin checks it (GpuSlice.clean, fleet.slices), and again
+    with the GPU locked when saved, so two writes at once cannot over-subscribe it."""
+
+    node = serializers.IntegerField(source="gpu.node_id", read_only=True, help_text="The GPU's node.")
+
+    class Meta:
+        model = GpuSlice
+        fields = ("id", "gpu", "node", "kind", "name", "units", "of_units", "team", "project", "created", "updated")
+        extra_kwargs = {
+            "gpu": {"help_text": "The GPU this is a slice of."},
+            "team": {"help_text": "Who uses the slice and pays its share; empty: an idle slice (idle $)."},
+            "project": {"help_text": "The team's project the share is attributed to."},
+        }
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        self._check(self._would_be(attrs))
+        return attrs
+
+    def _would_be(self, attrs) -> GpuSlice:
+        if self.instance is None:
+            return GpuSlice(**attrs)
+        candidate = GpuSlice(**{f.attname: getattr(self.instance, f.attname) for f in GpuSlice._meta.concrete_fields})
+        for key, value in attrs.items():
+            setattr(candidate, key, value)
+        return candidate
+
+    @staticmethod
+    def _check(candidate: GpuSlice, *, clean: bool = False) -> None:
+        errors = {}
+        if clean:
+            try:
+                candidate.clean()
+            except DjangoValidationError as exc:
+                errors.update(exc.message_dict)
+        errors.update(slice_extra_errors(candidate))
+        if errors:
+            raise serializers.ValidationError(errors)
+
+    def _save_locked(self, candidate: GpuSlice, gpu_ids: set[int]) -> GpuSlice:
+        with transaction.atomic():
+            list(GPU.objects.select_for_update().filter(pk__in=sorted(gpu_ids)).values_list("pk", flat=True))
+            self._check(candidate, clean=True)  # the GPU's other slices as they are now, under the lock
+            candidate.save()
+        return candidate
+
+    def create(self, validated_data):
+        candidate = GpuSlice(**validated_data)
+        return self._save_locked(candidate, {candidate.gpu_id})
+
+    def update(self, instance, validated_data):
+        candidate = self._would_be(validated_data)
+        return self._save_locked(candidate, {instance.gpu_id, candidate.gpu_id})
+
+
+class HealthEventSerializer(serializers.ModelSerializer):
+    gpu_index = serializers.IntegerField(source="gpu.index", read_only=True)
+    node_name = serializers.CharField(source="node.name", read_only=True)
+    open = serializers.SerializerMethodField(
+        help_text="Not resolved yet: the GPU's hours count as broken capacity $ (XID, ECC double-bit, GPU lost)."
+    )
+
+    class Meta:
+        model = HealthEvent
+        fields = (
+            "id",
+            "gpu",
+            "gpu_index",
+            "node",
+            "node_name",
+            "kind",
+            "code",
+            "message",
+            "occurred_at",
+            "resolved_at",
+            "open",
+        )
+        read_only_fields = fields
+
+    def get_open(self, event: HealthEvent) -> bool:
+        return event.resolved_at is None
+
+
+class HealthEventResolveSerializer(serializers.Serializer):
+    resolved_at = serializers.DateTimeField(
+        required=False, help_text="When the GPU was fixed or replaced (ISO 8601); default now. Not before the event."
+    )
 
 
 class InventoryScopeSerializer(serializers.ModelSerializer):

@@ -1,6 +1,6 @@
 """Routes of the fleet API, registered on the project's /api/v1/ router."""
 
-from fleet.api import views
+from fleet.api import capacity, views
 from fleet.api.promql import PromQLSourceViewSet
 
 
@@ -12,6 +12,8 @@ def register(router) -> None:
     router.register("projects", views.ProjectViewSet)
     router.register("nodes", views.NodeViewSet)
     router.register("gpus", views.GPUViewSet)
+    router.register("gpu-slices", capacity.GpuSliceViewSet)
+    router.register("health-events", capacity.HealthEventViewSet)
     router.register("inventory-scopes", views.InventoryScopeViewSet)
     router.register("sync-runs", views.SyncRunViewSet)
     router.register("promql-sources", PromQLSourceViewSet)

@@ -1,5 +1,6 @@
 """REST API viewsets of the fleet app."""
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -63,6 +64,17 @@ class NodeViewSet(FleetdeckModelViewSet):
     serializer_class = serializers.NodeSerializer
     filterset_class = filtersets.NodeFilterSet
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "retrieve":  # one node with its GPUs and their slices: three queries in all
+            queryset = queryset.prefetch_related(
+                Prefetch("gpus", queryset=GPU.objects.order_by("index").prefetch_related("slices"))
+            )
+        return queryset
+
+    def get_serializer_class(self):
+        return serializers.NodeDetailSerializer if self.action == "retrieve" else serializers.NodeSerializer
+
     @extend_schema(request=None, responses={200: PollReportSerializer})
     @action(detail=True, methods=["post"], permission_classes=[ModelActionPermissions])
     def poll(self, request, pk=None):
@@ -77,7 +89,7 @@ class NodeViewSet(FleetdeckModelViewSet):
 
 
 class GPUViewSet(FleetdeckModelViewSet):
-    queryset = GPU.objects.all()
+    queryset = GPU.objects.prefetch_related("slices")
     serializer_class = serializers.GPUSerializer
     filterset_class = filtersets.GPUFilterSet
 

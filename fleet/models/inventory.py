@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator, URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -15,6 +15,7 @@ from core.validators import validate_one_line
 from fleet.choices import (
     CLOUD_LIFECYCLES,
     Continent,
+    GpuSliceKind,
     NodeLifecycle,
     NodeSource,
     NodeState,
@@ -33,6 +34,8 @@ from fleet.validators import (
 
 # A stand-in discovered node for checking a provider's agent URL template.
 AGENT_URL_EXAMPLE = SimpleNamespace(private_ip="10.0.0.1", external_id="i-0123456789abcdef0", zone="z", region="r")
+# The dirtiest grids on record (coal-only, e.g. ~1,100 gCO2e/kWh) stay well under this: above it is a typo.
+CARBON_G_PER_KWH_MAX = 2000
 slug_name = RegexValidator(
     SLUG_NAME_RE, "Lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
 )
@@ -131,6 +134,15 @@ class Site(models.Model):
         blank=True,
         help_text="On-prem only: power usage effectiveness (facility power / IT power), at least 1.0.",
     )
+    carbon_g_per_kwh = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(CARBON_G_PER_KWH_MAX)],
+        help_text="Grid carbon intensity (gCO2e/kWh) set by the operator. On-prem: required for carbon figures; "
+        "cloud: overrides the shipped per-region value. Hourly values imported for the site beat both.",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -143,6 +155,11 @@ class Site(models.Model):
             models.CheckConstraint(
                 condition=Q(electricity_usd_per_kwh__isnull=True) | Q(electricity_usd_per_kwh__gte=0),
                 name="%(app_label)s_%(class)s_electricity_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(carbon_g_per_kwh__isnull=True)
+                | Q(carbon_g_per_kwh__gte=0, carbon_g_per_kwh__lte=CARBON_G_PER_KWH_MAX),
+                name="%(app_label)s_%(class)s_carbon_in_range",
             ),
         ]
 
@@ -336,6 +353,62 @@ class GPU(models.Model):
         # "" would collide with the next unknown UUID under the unique constraint; unknown is NULL.
         if not self.uuid:
             self.uuid = None
+
+
+class GpuSlice(models.Model):
+    """A share of one GPU that a team (and project) uses: a MIG instance or a time-sliced replica.
+
+    A GPU's hour is split across its slices by size: ``units`` of ``of_units`` (a MIG instance of profile
+    ``3g.40gb`` is 3 of the GPU's 7 compute slices; one of 4 time-sliced replicas is 1 of 4). Units no slice
+    holds are idle capacity: their share of the GPU's cost is idle $ of the node's team (billing.ledger).
+    """
+
+    gpu = models.ForeignKey(GPU, on_delete=models.CASCADE, related_name="slices")
+    kind = models.CharField(max_length=16, choices=GpuSliceKind.choices)
+    name = models.CharField(
+        max_length=64,
+        validators=[validate_one_line],
+        help_text="MIG: the GPU instance id (dcgm's GPU_I_ID) or profile, e.g. '3g.40gb'; time-slice: the replica.",
+    )
+    units = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)], help_text="The slice's size.")
+    of_units = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="The GPU's size in the same units: 7 for MIG on A100/H100, the replica count for time-slicing.",
+    )
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="gpu_slices")
+    project = models.ForeignKey(Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="gpu_slices")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("gpu_id", "name")
+        verbose_name = "GPU slice"
+        constraints = [
+            models.UniqueConstraint(fields=("gpu", "name"), name="%(app_label)s_%(class)s_unique_gpu_name"),
+            models.CheckConstraint(condition=Q(units__lte=models.F("of_units")), name="%(app_label)s_%(class)s_fits"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_id}/{self.name} ({self.units}/{self.of_units})"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.units and self.of_units and self.units > self.of_units:
+            errors["units"] = f"A slice of {self.units} units does not fit a GPU of {self.of_units}."
+        if self.project_id and self.team_id and self.project.team_id != self.team_id:
+            errors["project"] = f"Project {self.project} belongs to another team than {self.team}."
+        if self.gpu_id and self.units and self.of_units and not errors:
+            others = GpuSlice.objects.filter(gpu_id=self.gpu_id).exclude(pk=self.pk)
+            if others.exclude(kind=self.kind).exists():
+                errors["kind"] = "A GPU is either MIG-partitioned or time-sliced, not both."
+            elif others.exclude(of_units=self.of_units).exists():
+                errors["of_units"] = "Every slice of a GPU counts in the same units (the same 'of units')."
+            else:
+                held = sum(others.values_list("units", flat=True))
+                if held + self.units > self.of_units:
+                    errors["units"] = f"The GPU's slices would hold {held + self.units} of its {self.of_units} units."
+        if errors:
+            raise ValidationError(errors)
 
 
 class InventoryScope(models.Model):

@@ -18,6 +18,12 @@ class HealthEvent(models.Model):
     kind = models.CharField(max_length=16, choices=HealthEventKind.choices)
     code = models.BigIntegerField(default=0, help_text="XID code, or the new error count for ECC.")
     message = models.CharField(max_length=300, blank=True)
+    resolved_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the GPU was fixed or replaced. Until then the event is open and the GPU's hours count as "
+        "broken capacity $ (billing.ledger).",
+    )
 
     class Meta:
         ordering = ("-occurred_at", "-pk")

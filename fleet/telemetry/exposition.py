@@ -92,6 +92,8 @@ class GpuReading:
     ecc_dbe_agg: float | None = None
     lost: float | None = None
     mig_instances: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The profile of each MIG instance (GPU_I_ID → GPU_I_PROFILE, e.g. "1" → "3g.40gb"), for fleet.slices.
+    mig_profiles: dict[str, str] = field(default_factory=dict)
 
     @property
     def memory_total_mib(self) -> float | None:
@@ -121,6 +123,7 @@ class _SeriesKey:
     uuid: str
     index: int | None
     mig_instance: str | None
+    mig_profile: str | None
     model_name: str
     hostname: str
     driver_version: str
@@ -169,6 +172,7 @@ def labels_series_key(labels: dict[str, str]) -> _SeriesKey | str:
         uuid=uuid,
         index=int(gpu) if gpu else None,
         mig_instance=labels.get("GPU_I_ID"),
+        mig_profile=labels.get("GPU_I_PROFILE"),
         model_name=labels.get("modelName", ""),
         hostname=labels.get("Hostname", ""),
         driver_version=labels.get("DCGM_FI_DRIVER_VERSION", ""),
@@ -192,6 +196,8 @@ def reading_set(reading: GpuReading, key: _SeriesKey, attr: str, value: float) -
         reading.__dict__[attr] = value
         return
     instance = reading.mig_instances.setdefault(key.mig_instance, {})
+    if key.mig_profile:
+        reading.mig_profiles[key.mig_instance] = key.mig_profile
     previous = instance.get(attr, 0.0)
     instance[attr] = value
     # dcgm-exporter repeats device-wide fields (power, temperature, clocks) on every instance's series;

@@ -1,5 +1,9 @@
 """Storing a poll's readings: samples, GPU rows and health events, then each polled node's state.
 
+Two bookkeeping steps ride along, each costing nothing unless something changed: a GPU-lost event is resolved
+when its GPU reports again (fleet.health_events), and a GPU's MIG slices follow its reported MIG instances
+(fleet.slices).
+
 This is the ingest hot path: GPUs are read and written as plain rows in a few statements, not model instances.
 """
 
@@ -12,18 +16,24 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 
 from fleet.choices import HealthEventKind, NodeState
+from fleet.health_events import gpu_lost_resolve
 from fleet.models import GPU, HealthEvent, Node
+from fleet.slices import MigReport, mig_slices_sync
 from fleet.telemetry.exposition import GpuReading
 from fleet.telemetry.fetch import error_line
 from fleet.telemetry.report import PollReport
 from fleet.telemetry.storage import Sample, samples_ingest
 
 
-def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollReport) -> None:
+def readings_store(
+    readings_by_node: dict[int, list[GpuReading]], report: PollReport, *, whole_scrapes: bool = False
+) -> None:
     """Store parsed readings of several nodes for ``report.slot``.
 
     Matches readings to GPU rows (creating or completing them), stores samples, turns counters into health
-    events. This is the ingest hot path: GPUs are read as plain rows, not model instances.
+    events. This is the ingest hot path: GPUs are read as plain rows, not model instances. ``whole_scrapes``:
+    each node's readings are its whole /metrics (a poll), so a GPU shown without MIG instances has none and
+    its MIG slices go; remote-write batches may hold part of a GPU's series, so they only add slices.
     """
     if not readings_by_node:
         return
@@ -31,6 +41,8 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
     samples, events, changed = [], [], {}
     new_gpus: list[GPU] = []
     nameless: list[tuple[int, GpuReading]] = []
+    recovered: list[int] = []
+    mig: list[MigReport] = []
     gpu: _GpuRow | None
     for node_id, readings in readings_by_node.items():
         for reading in readings:
@@ -46,8 +58,13 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
                 gpu.uuid, gpu.node_id = reading.uuid, node_id
                 changed[gpu.pk] = gpu
             samples.append(_sample(gpu.pk, report.slot, reading))
+            was_lost = gpu.lost
             if _health_update(gpu, reading, report.slot, events):
                 changed[gpu.pk] = gpu
+                if was_lost and not gpu.lost:
+                    recovered.append(gpu.pk)
+            if reading.mig_profiles or whole_scrapes:
+                mig.append(MigReport(gpu.pk, node_id, reading.model_name, reading.mig_profiles))
     if nameless:
         # Readings without a UUID (a GPU lost before the agent read it) can only speak to health, by slot.
         by_node_index = _gpus_by_slot({node_id for node_id, _ in nameless})
@@ -63,13 +80,18 @@ def readings_store(readings_by_node: dict[int, list[GpuReading]], report: PollRe
         for gpu in GPU.objects.filter(uuid__in=[g.uuid for g in new_gpus]):
             reading = next(r for r in readings_by_node[gpu.node_id] if r.uuid == gpu.uuid)
             samples.append(_sample(gpu.pk, report.slot, reading))
+            if reading.mig_profiles:
+                mig.append(MigReport(gpu.pk, gpu.node_id, gpu.model, reading.mig_profiles))
     with transaction.atomic():
         if changed:
             _gpus_update(list(changed.values()))
         report.samples_added = samples_ingest(samples=samples)
         if events:
             report.health_events = len(HealthEvent.objects.bulk_create(events, ignore_conflicts=True))
+        gpu_lost_resolve(gpu_ids=recovered, at=report.slot)
     report.gpus_seen = len(samples)
+    for node_id, warning in mig_slices_sync(mig).items():
+        report.warnings[node_id] = f"{report.warnings[node_id]}; {warning}" if node_id in report.warnings else warning
 
 
 _GPU_ROW_COLUMNS = 'id, node_id, "index", uuid, xid_last, ecc_sbe_total, ecc_dbe_total, lost'

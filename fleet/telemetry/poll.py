@@ -93,7 +93,7 @@ def telemetry_poll(
             readings_by_node[result.node_id] = readings_accept(result.node_id, parsed.readings.values(), report)
     report.nodes_ok = len(readings_by_node)
     report.errors = failures
-    readings_store(readings_by_node, report)
+    readings_store(readings_by_node, report, whole_scrapes=True)
     # All or nothing: a poll that fails here and is retried (a scrape shard) counts no node's failure twice.
     with transaction.atomic():
         nodes_update(rows, set(readings_by_node), failures, now, report)

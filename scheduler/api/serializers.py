@@ -273,3 +273,27 @@ class PlacementSerializer(serializers.ModelSerializer):
             "created",
         )
         read_only_fields = fields
+
+
+class FootprintSpanSerializer(serializers.Serializer):
+    placement = serializers.IntegerField(source="placement_id")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    nodes = serializers.ListField(child=serializers.IntegerField(), source="node_ids")
+    gpus = serializers.IntegerField(allow_null=True, help_text="GPUs held on a shared node; null: whole instances.")
+
+
+class JobFootprintSerializer(serializers.Serializer):
+    """A job's share of the ledger hours its placements used (scheduler.carbon.job_footprint)."""
+
+    co2e_kg = serializers.DecimalField(
+        max_digits=20, decimal_places=6, allow_null=True, help_text="null: no counted hour had a carbon figure."
+    )
+    energy_kwh = serializers.DecimalField(max_digits=20, decimal_places=6)
+    compute_usd = serializers.DecimalField(max_digits=20, decimal_places=6)
+    energy_usd = serializers.DecimalField(max_digits=20, decimal_places=6)
+    total_usd = serializers.DecimalField(max_digits=20, decimal_places=6)
+    gpu_hours = serializers.DecimalField(max_digits=20, decimal_places=6)
+    ledger_hours = serializers.IntegerField(help_text="Node-hours of the ledger counted.")
+    hours_without_carbon = serializers.IntegerField(help_text="Of those, hours whose site had no intensity.")
+    spans = FootprintSpanSerializer(many=True)

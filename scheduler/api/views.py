@@ -12,7 +12,7 @@ from billing.models import EgressRecord
 from core.api.permissions import FleetdeckModelPermissions, ModelActionPermissions
 from core.api.views import FleetdeckModelViewSet
 from fleet.scoping import TeamScopedViewMixin
-from scheduler import filtersets, jobs, placements, selectors, tasks
+from scheduler import carbon, filtersets, jobs, placements, selectors, tasks
 from scheduler.api import serializers
 from scheduler.choices import ACTIVE_JOB_STATES, JobState
 from scheduler.models import Job, Placement, PlaceRun
@@ -111,6 +111,14 @@ class JobViewSet(TeamScopedViewMixin, FleetdeckModelViewSet):
         if moved.frees_gpus:
             tasks.jobs_place_enqueue()
         return Response(serializers.JobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+    @extend_schema(responses={200: serializers.JobFootprintSerializer})
+    @action(detail=True, methods=["get"])
+    def footprint(self, request, pk=None):
+        """The job's kgCO2e, kWh and $: its share of the ledger hours of its placements (scheduler.carbon)."""
+        footprint = carbon.job_footprint(job=self.get_object())
+        data = {**footprint.__dict__, "total_usd": footprint.total_usd}
+        return Response(serializers.JobFootprintSerializer(data).data)
 
 
 class PlacementViewSet(TeamScopedViewMixin, viewsets.ReadOnlyModelViewSet):

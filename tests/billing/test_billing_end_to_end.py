@@ -17,7 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.budgets import budget_alerts_check
-from billing.models import LedgerEntry
+from billing.models import CommitmentHour, LedgerEntry
 from billing.reports.delivery import report_deliveries_due, report_delivery_send
 from billing.selectors import month_start_of
 from devtools.demo.billing import demo_budgets_seed, demo_ledger_seed, demo_prices_seed, demo_reports_seed
@@ -34,7 +34,9 @@ def _ledger_usd(start, end) -> Decimal:
     sums = LedgerEntry.objects.filter(hour__gte=since, hour__lt=until).aggregate(
         c=Sum("compute_usd"), e=Sum("energy_usd")
     )
-    return ((sums["c"] or 0) + (sums["e"] or 0)).quantize(CENT)
+    # The demo's commitments: what they cost and nothing used is spend too.
+    unused = CommitmentHour.objects.filter(hour__gte=since, hour__lt=until).aggregate(u=Sum("unused_usd"))["u"]
+    return ((sums["c"] or 0) + (sums["e"] or 0) + (unused or 0)).quantize(CENT)
 
 
 def _testid(html: str, testid: str) -> Decimal:

@@ -1,4 +1,5 @@
-"""The ledger benchmark command runs at a tiny scale and prints its figure beside the naive baseline."""
+"""The ledger benchmark command runs at a tiny scale and prints its figure beside the naive baseline, and the
+carbon + commitments overhead beside the same world without them."""
 
 import json
 import os
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
-def test_ledger_benchmark_prints_rows_per_s_beside_the_naive_loop():
+def test_ledger_benchmark_prints_rows_per_s_beside_the_naive_loop_and_the_cost_truth_overhead():
     # The command creates and drops <database>_bench beside the test database.
     env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -36,3 +37,15 @@ def test_ledger_benchmark_prints_rows_per_s_beside_the_naive_loop():
     assert figures["naive_rows_matching_product"] == figures["naive_rows"] > 0
     assert float(figures["naive_vs_product_max_abs_diff"]) <= 0.000001
     assert figures["unpriced_nodes"] >= 1
+    # The overhead: both worlds timed in the same run, the cost-truth one actually covering and emitting.
+    assert len(figures["overhead_plain_s"]) == len(figures["overhead_cost_truth_s"]) == figures["overhead_rounds"] >= 1
+    plain, truth = min(figures["overhead_plain_s"]), min(figures["overhead_cost_truth_s"])
+    assert abs(figures["overhead_pct"] - (truth - plain) * 100 / plain) < 2  # from the rounded seconds
+    assert figures["overhead_meets_target"] == (figures["overhead_pct"] <= figures["overhead_target_pct"] == 20)
+    checks = figures["overhead_checks"]
+    assert checks["covered_entries"] > 0 and checks["entries_with_co2e"] == figures["product_rows"]
+    # Four commitments, each in force over its part of the 720 hours: the two RIs back to back (720), the
+    # savings plans all 720.
+    assert figures["overhead_world"]["commitments"] == 4 and checks["commitment_hours"] == 3 * 720
+    assert "insert_day" in figures["overhead_phases_plain_s"]
+    assert "commitments_count_apply" in figures["overhead_phases_cost_truth_s"]

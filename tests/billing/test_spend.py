@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from billing import selectors
-from billing.models import BilledCost, Budget
+from billing.models import BilledCost, Budget, LedgerDay
+from fleet.choices import NodeLifecycle
 from tests.billing.test_selectors import egress, ledger_day, ledger_entry
 from tests.factories import NodeFactory, SiteFactory, TeamFactory
 
@@ -142,7 +143,7 @@ def test_spend_page_date_range_and_team_filter(client, make_user, fleet_spend):
     ledger_day(day=today - timedelta(days=40), team=fleet_spend["alpha"], compute="1000")
     params = {"date_from": (today - timedelta(days=40)).isoformat(), "date_to": today.isoformat()}
     html = client.get(reverse("spend"), params).content.decode()
-    assert 'data-testid="spend-range">$1200.00' in html
+    assert 'data-testid="spend-range">$1,200.00' in html  # core.figures: thousands separators
     html = client.get(reverse("spend"), {**params, "team": fleet_spend["beta"].pk}).content.decode()
     assert 'data-testid="spend-range">$80.00' in html
 
@@ -201,6 +202,36 @@ def test_overview_spend_figures_per_scope(client, make_user, fleet_spend, django
     assert 'data-testid="spend-egress">$7.00' in html
     with django_assert_max_num_queries(25):
         client.get(reverse("overview"), HTTP_HX_REQUEST="true")
+
+
+def test_overview_shows_kgco2e_broken_capacity_and_unused_commitments(client, make_user, db):
+    """Today: team Alpha's node-day of $100 compute, $25 of it on broken GPUs (2 GPU-hours), 12,345.6 kgCO2e;
+    an unused reserved instance of $240 (no site, no team). Spend today = 100 + 240 = $340.00; broken $25.00;
+    unused commitments $240.00 today and this month; 12,345.6 kg is shown in tonnes: 12.35 tCO2e."""
+    today = selectors.utc_today()
+    alpha = TeamFactory(name="Alpha")
+    site = SiteFactory(name="use1")
+    ledger_day(
+        day=today, site=site, team=alpha, compute="100", co2e_kg=D("12345.6"), broken_usd=D(25),
+        broken_gpu_hours=D(2),
+    )  # fmt: skip
+    LedgerDay.objects.create(
+        day=today, provider=site.provider, provider_kind=site.provider.kind, site=None, team=None, gpu_model="",
+        lifecycle=NodeLifecycle.RESERVED, nodes=0, compute_usd=0, energy_kwh=0, energy_usd=0, gpu_hours=0,
+        idle_gpu_hours=0, idle_usd=0, unused_commitment_usd=D(240), total_usd=D(240),
+    )  # fmt: skip
+    login(client, make_user, "admin")
+    html = client.get(reverse("overview")).content.decode()
+    assert 'data-testid="spend-today">$340.00' in html
+    assert 'data-testid="spend-broken-today">$25.00' in html and "($25.00 this month)" in html
+    assert 'data-testid="spend-unused-commitments-month">$240.00' in html and "($240.00 today)" in html
+    assert 'data-testid="co2e-today">12.35 tCO2e' in html and 'data-testid="co2e-month">12.35 tCO2e' in html
+    # A viewer of team Alpha sees neither the unassigned commitment nor other teams' figures.
+    client.logout()
+    login(client, make_user, "viewer", teams=[alpha])
+    html = client.get(reverse("overview")).content.decode()
+    assert 'data-testid="spend-today">$100.00' in html
+    assert 'data-testid="spend-unused-commitments-month">$0.00' in html
 
 
 def test_overview_spend_matches_spend_page(client, make_user, fleet_spend):

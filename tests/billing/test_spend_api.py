@@ -74,6 +74,19 @@ def test_summary_csv(admin_api, spend, url):
     assert rows[-1][1] == "TOTAL" and D(rows[-1][4]) == D(135)
 
 
+def test_summary_columns_keep_their_order_and_every_figure_is_documented():
+    """CSV readers index the columns: the seven of before issue 12 stay first, in their order, and the new
+    figures follow; the JSON figures are the same set, each with help text (the schema's descriptions)."""
+    from billing.api.spend import SpendCSVRenderer, SpendFiguresSerializer
+
+    before = ["compute_usd", "energy_usd", "total_usd", "idle_usd", "energy_kwh", "gpu_hours", "idle_gpu_hours"]
+    added = ["co2e_kg", "broken_gpu_hours", "broken_usd", "covered_usd", "unused_commitment_usd"]
+    assert list(SpendCSVRenderer.COLUMNS) == ["key", "label", *before, *added]
+    fields = SpendFiguresSerializer().fields
+    assert list(fields) == [*before, *added]
+    assert all(field.help_text for field in fields.values())
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

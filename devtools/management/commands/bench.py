@@ -19,6 +19,7 @@ BENCHMARKS = {
     "ledger": "devtools.bench.ledger",
     "report": "devtools.bench.report",
     "spend": "devtools.bench.spend",
+    "buyrent": "devtools.bench.buyrent",
 }
 
 
