@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing.choices import IntensitySource
 from billing.models import GridIntensity, GridIntensityHour, ProviderPue
+from core.errors import LineErrors, errors_text
 from fleet.choices import ProviderKind
 from fleet.models import Site
 from fleet.models.inventory import CARBON_G_PER_KWH_MAX
@@ -51,14 +52,8 @@ class CarbonDataError(ValueError):
     """A shipped carbon file is unreadable; the message names the file and line of every bad row."""
 
 
-class IntensityImportError(Exception):
+class IntensityImportError(LineErrors):
     """A file that cannot be imported; ``errors`` says why, one line per problem (``line 4: …``)."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = len(errors) - len(shown)
-        super().__init__("\n".join(shown + ([f"… and {more} more"] if more else [])))
 
 
 # --- the shipped dataset -----------------------------------------------------------------------------------
@@ -166,9 +161,7 @@ def carbon_data_load(*, path: Path | str | None = None) -> CarbonLoadReport:
     errors: list[str] = []
     grid, pues = _shipped_parse(folder, errors)
     if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f"\n… and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise CarbonDataError("the carbon data has bad rows:\n" + "\n".join(shown) + more)
+        raise CarbonDataError("the carbon data has bad rows:\n" + errors_text(errors, limit=MAX_ERRORS_SHOWN))
     report = CarbonLoadReport()
     with transaction.atomic():
         report.grid_created, report.grid_updated, report.grid_unchanged = _upsert(

@@ -17,6 +17,7 @@ from django.db import transaction
 from billing.choices import LocationClass, PriceSource
 from billing.data.build_catalogue import COLUMNS as PRICE_COLUMNS  # the loader reads what the build writes
 from billing.models import EgressRate, InstancePrice
+from core.errors import errors_text
 from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
 
@@ -219,9 +220,7 @@ def catalogue_load(*, path: Path | str | None = None) -> LoadReport:
     prices = _parse_prices(folder / PRICES_FILE, errors)
     egress = _parse_egress(folder / EGRESS_FILE, errors)
     if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f"\n… and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise CatalogueError("the price catalogue has bad rows:\n" + "\n".join(shown) + more)
+        raise CatalogueError("the price catalogue has bad rows:\n" + errors_text(errors, limit=MAX_ERRORS_SHOWN))
     report = LoadReport(files=[str(folder / PRICES_FILE), str(folder / EGRESS_FILE)])
     with transaction.atomic():
         report.prices_created, report.prices_updated, report.prices_unchanged = _upsert(

@@ -49,11 +49,11 @@ from billing.choices import BilledCostSource
 from billing.costexplorer import INSTANCE_USAGE_MARKERS
 from billing.focus.columns import CHARGE_CATEGORIES, CURRENCY
 from billing.models import BilledCost
+from core.errors import LineErrors
 from fleet.choices import ProviderKind
 from fleet.models import Provider
 
 IMPORT_MAX_BYTES = 256 * 1024 * 1024  # of CSV text, after decompression (a gzip bomb stops here too)
-MAX_ERRORS_SHOWN = 50
 DAY_USD_MAX = Decimal(10) ** 10  # BilledCost holds 16 digits, 6 of them decimals
 REQUIRED_COLUMNS = (
     "BillingAccountId",
@@ -79,14 +79,8 @@ GCP_VM_SKU_RE = re.compile(r"\b(core|ram|gpu)\b.*\brunning in\b", re.IGNORECASE)
 KIND_NAMES = {ProviderKind.AWS: "AWS", ProviderKind.GCP: "GCP"}
 
 
-class FocusImportError(Exception):
+class FocusImportError(LineErrors):
     """A FOCUS file that cannot be imported; ``errors`` says why, one line per problem (``line 4: …``)."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = len(errors) - len(shown)
-        super().__init__("\n".join(shown + ([f"… and {more} more"] if more else [])))
 
 
 @dataclass
