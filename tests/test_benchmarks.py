@@ -1,18 +1,11 @@
 """Every benchmark command runs (at a tiny scale) and prints its JSON line with the product figure and the
 baseline beside it; the real figures are in docs/benchmarks.md."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.db import connection
 
-from devtools.bench.common import connection_database_url
+from tests.bench_run import bench_figures
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
@@ -27,19 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
     ],
 )
 def test_benchmark_command_prints_figures_beside_its_baseline(name, scale, keys):
-    # The command creates and drops <database>_bench beside the test database.
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", name, "--scale", scale],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["bench"] == name
+    figures = bench_figures(name, scale)
     assert keys <= set(figures), figures
     assert connection.vendor == "postgresql"

@@ -1,35 +1,16 @@
 """The ledger benchmark command runs at a tiny scale and prints its figure beside the naive baseline, and the
 carbon + commitments overhead beside the same world without them."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from devtools.bench.common import connection_database_url
+from tests.bench_run import bench_figures
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
 def test_ledger_benchmark_prints_rows_per_s_beside_the_naive_loop_and_the_cost_truth_overhead():
-    # The command creates and drops <database>_bench beside the test database.
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "ledger", "--scale", "0.002"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["bench"] == "ledger" and figures["nodes"] == 20
+    figures = bench_figures("ledger", "0.002")
+    assert figures["nodes"] == 20
     assert figures["product_rows_per_s"] > 0 and figures["naive_rows_per_s"] > 0
     # 20 nodes × 720 h, less the hours before a mid-period launch or after a mid-period end.
     assert 10_000 < figures["product_rows"] <= 20 * 720

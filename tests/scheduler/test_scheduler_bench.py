@@ -1,17 +1,10 @@
 """The scheduler benchmarks run at a tiny scale, through the real ``manage.py bench`` command, and print their
 JSON line with the product figure beside its baseline; the full-scale figures are in docs/benchmarks.md."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from devtools.bench import gravity, optimality, placement
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench_run import bench_figures
 
 
 @pytest.mark.slow
@@ -24,19 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_bench_command_prints_the_figures_beside_the_baseline(name, scale, keys):
-    # These benchmarks need no database: the optimiser is pure Python.
-    env = {**os.environ, "DEBUG": "true"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", name, "--scale", scale],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["bench"] == name
+    figures = bench_figures(name, scale, database=False)
     assert keys <= set(figures), figures
 
 
