@@ -1,7 +1,8 @@
 """Time series reads for charts and the API: per GPU, per node, and fleet-wide by provider.
 
-Recent data (within TELEMETRY_RAW_RETENTION_H) comes from raw samples; older data from the hourly roll-ups'
-1-minute arrays (or their hourly aggregates when the step is an hour or more). Points are bucketed to the
+Recent data (within TELEMETRY_RAW_RETENTION_H) comes from raw samples; older data, and recent hours with no raw
+sample, from the hourly roll-ups' 1-minute arrays (or their hourly aggregates when the step is an hour or more;
+a roll-up without minute arrays is one point at its hour's middle). Points are bucketed to the
 requested step with ``date_bin``; buckets without data are absent, not zero.
 """
 
@@ -73,12 +74,40 @@ def _raw_cutoff(now: datetime) -> datetime:
     return now - timedelta(hours=settings.TELEMETRY_RAW_RETENTION_H)
 
 
+# Points from the hourly roll-ups' 1-minute arrays; a roll-up without them (history imported or seeded by the
+# hour) is one point at the middle of its hour, so charts of such history are not empty. {fallback} limits the
+# hours read.
+ROLLUP_POINTS_SQL = """
+SELECT h.gpu_id, date_bin(%(step)s, x.t, %(origin)s) AS t, AVG(x.u), AVG(x.p), MAX(x.mem), MAX(x.temp)
+FROM fleet_gpu_hour h
+CROSS JOIN LATERAL (
+    SELECT h.hour + make_interval(mins => m) AS t, u::real AS u, p, mem, temp::real AS temp
+    FROM unnest(h.minutes, h.util_1m, h.power_1m_w, h.mem_1m_mib, h.temp_1m_c) AS m1(m, u, p, mem, temp)
+    UNION ALL
+    SELECT h.hour + interval '30 minutes', h.util_avg, h.power_avg_w, h.mem_used_max_mib, h.temp_max_c
+    WHERE cardinality(h.minutes) = 0
+) x
+WHERE h.gpu_id = ANY(%(ids)s) AND h.hour >= date_trunc('hour', %(start)s::timestamptz) AND h.hour < %(end)s
+  AND x.t >= %(start)s AND x.t < %(end)s {fallback}
+GROUP BY 1, 2
+"""
+# Within raw retention, an hour of a GPU that has no raw sample (before its telemetry began: the demo's seeded
+# history, an import) is read from its roll-up instead.
+NO_RAW_IN_HOUR = """AND NOT EXISTS (
+    SELECT 1 FROM fleet_gpu_sample s WHERE s.gpu_id = h.gpu_id AND s.ts >= h.hour AND s.ts < h.hour + interval '1 hour'
+)"""
+
+
 def gpu_series(*, gpu_ids: list[int], window: Window, now: datetime | None = None) -> dict[int, list[dict]]:
-    """Per GPU: points {t, util_pct, power_w, mem_used_mib, temp_c} bucketed to the window's step."""
+    """Per GPU: points {t, util_pct, power_w, mem_used_mib, temp_c} bucketed to the window's step.
+
+    Raw samples within raw retention; before it the hourly roll-ups (their hourly aggregates for steps of an
+    hour or more, else their 1-minute arrays); within it, roll-ups only for the hours a GPU has no raw sample."""
     now = now or timezone.now()
     cutoff = max(window.start, _raw_cutoff(now))
     step = timedelta(seconds=window.step_s)
     rows: list[tuple] = []
+    params = {"step": step, "origin": ORIGIN, "ids": gpu_ids}
     with connection.cursor() as cursor:
         if window.start < cutoff:
             older_end = min(window.end, cutoff)
@@ -91,21 +120,11 @@ def gpu_series(*, gpu_ids: list[int], window: Window, now: datetime | None = Non
                     WHERE gpu_id = ANY(%(ids)s) AND hour >= %(start)s AND hour < %(end)s
                     GROUP BY 1, 2
                     """,
-                    {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": window.start, "end": older_end},
+                    {**params, "start": window.start, "end": older_end},
                 )
             else:
                 cursor.execute(
-                    """
-                    SELECT gpu_id, date_bin(%(step)s, hour + make_interval(mins => m), %(origin)s) AS t,
-                           AVG(u), AVG(p), MAX(mem), MAX(temp)
-                    FROM fleet_gpu_hour,
-                         unnest(minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c) AS x(m, u, p, mem, temp)
-                    WHERE gpu_id = ANY(%(ids)s) AND hour >= date_trunc('hour', %(start)s::timestamptz)
-                      AND hour < %(end)s
-                      AND hour + make_interval(mins => m) >= %(start)s AND hour + make_interval(mins => m) < %(end)s
-                    GROUP BY 1, 2
-                    """,
-                    {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": window.start, "end": older_end},
+                    ROLLUP_POINTS_SQL.format(fallback=""), {**params, "start": window.start, "end": older_end}
                 )
             rows += cursor.fetchall()
         if window.end > cutoff:
@@ -117,7 +136,11 @@ def gpu_series(*, gpu_ids: list[int], window: Window, now: datetime | None = Non
                 WHERE gpu_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s
                 GROUP BY 1, 2
                 """,
-                {"step": step, "origin": ORIGIN, "ids": gpu_ids, "start": cutoff, "end": window.end},
+                {**params, "start": cutoff, "end": window.end},
+            )
+            rows += cursor.fetchall()
+            cursor.execute(
+                ROLLUP_POINTS_SQL.format(fallback=NO_RAW_IN_HOUR), {**params, "start": cutoff, "end": window.end}
             )
             rows += cursor.fetchall()
     series: dict[int, list[dict]] = {gpu_id: [] for gpu_id in gpu_ids}

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -93,6 +94,40 @@ def test_gpu_series_from_hourly_rollups_when_older_than_raw_retention(admin_api,
         url, {"start": hour.isoformat(), "end": (hour + timedelta(hours=2)).isoformat(), "step": 3600}
     )
     assert [p["util_pct"] for p in hourly.data["series"][0]["points"]] == [pytest.approx(29.5)]
+
+
+def hourly_only_rollup(gpu, hour, util: float, power: float) -> None:
+    """A roll-up row without 1-minute arrays, as the demo seeds history (and an import of hourly data would)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO fleet_gpu_hour (hour, gpu_id, energy_wh, samples, idle_s, util_avg, util_max, power_avg_w,"
+            " power_max_w, mem_used_max_mib, temp_max_c, minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c)"
+            " VALUES (%s, %s, %s, 240, 0, %s, %s, %s, %s, 1000, 50, '{}', '{}', '{}', '{}', '{}')",
+            [hour, gpu.pk, power, util, util, power, power],
+        )
+
+
+def test_hours_without_raw_samples_are_read_from_their_rollups(admin_api):
+    """Within raw retention: hour A (three hours ago) has only a roll-up without minute arrays → one point at
+    A + 30 min with its hourly figures; hour B (two hours ago) has raw samples (util 70) and a roll-up saying
+    util 10 → only the raw samples count. Five days ago, a roll-up without arrays is one point too (step 60)."""
+    gpu = GPUFactory()
+    now = timezone.now()
+    a = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    b = a + timedelta(hours=1)
+    hourly_only_rollup(gpu, a, util=42, power=321)
+    hourly_only_rollup(gpu, b, util=10, power=100)
+    samples_ingest(samples=[Sample(gpu.pk, b + timedelta(minutes=m), 70, 100, 500, 40, 1) for m in range(0, 60, 10)])
+    url = reverse("api:telemetry-gpu", args=[gpu.pk])
+    response = admin_api.get(url, {"start": a.isoformat(), "end": (b + timedelta(hours=1)).isoformat(), "step": 600})
+    assert response.status_code == 200, response.data
+    points = [(p["t"], p["util_pct"], p["power_w"]) for p in response.data["series"][0]["points"]]
+    assert points[0] == ((a + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"), 42, 321)
+    assert [(util, power) for _, util, power in points[1:]] == [(70, 500)] * 6
+    old = a - timedelta(days=5)
+    hourly_only_rollup(gpu, old, util=55, power=250)
+    response = admin_api.get(url, {"start": old.isoformat(), "end": (old + timedelta(hours=1)).isoformat(), "step": 60})
+    assert [(p["util_pct"], p["power_w"]) for p in response.data["series"][0]["points"]] == [(55, 250)]
 
 
 def test_node_series_has_one_series_per_gpu(admin_api):
