@@ -7,7 +7,8 @@ recipients; spend that jumps past 80 % and 100 % at once sends the 100 % alert o
 sent later. A failed send keeps ``sent_at`` empty with ``last_error`` and is retried by the next run; an alert
 with ``sent_at`` is never sent again. Each month starts over; the previous month is still checked during the
 first two hours of a month (its last hour is written to the ledger after midnight). Amounts are rounded to
-the cent half up, as everywhere money is displayed (billing.money.usd_cents).
+the cent half up, as everywhere money is displayed (billing.money.usd_cents), and written with thousands
+separators in the subject and body (core.figures.money_text: "$26,200.00").
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from billing import selectors
 from billing.choices import BudgetAlertKind
 from billing.models import Budget, BudgetAlert
 from billing.money import usd_cents
+from core.figures import money_text
 from core.validators import one_line
 
 logger = logging.getLogger(__name__)
@@ -50,9 +52,9 @@ def budget_alert_email(*, alert: BudgetAlert, status: selectors.BudgetStatus) ->
     team name stored before names were validated holds a line break."""
     budget = status.budget
     if alert.kind == BudgetAlertKind.FORECAST:
-        headline = f"forecast ${usd_cents(status.forecast_usd)} is over the ${budget.monthly_usd} budget"
+        headline = f"forecast ${money_text(status.forecast_usd)} is over the ${money_text(budget.monthly_usd)} budget"
     else:
-        headline = f"{alert.threshold_pct} % of the ${budget.monthly_usd} budget reached"
+        headline = f"{alert.threshold_pct} % of the ${money_text(budget.monthly_usd)} budget reached"
     context = {"alert": alert, "status": status, "budget": budget, "headline": headline, "label": status.label}
     message = EmailMultiAlternatives(
         subject=one_line(f"[Fleetdeck] Budget {status.label} {alert.month:%Y-%m}: {headline}"),

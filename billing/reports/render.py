@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.template.loader import render_to_string
@@ -160,5 +161,6 @@ def report_render(data: ReportData, *, embed_chart: bool = False) -> RenderedRep
         csv_bytes=report_csv(data),
         chart_png=chart_png,
         total_usd=usd_cents(data.total_usd),
-        filename=f"fleetdeck-cost-{data.period_start:%Y-%m-%d}-{data.period_end:%Y-%m-%d}.csv",
+        # Named by the first and last day, as the spend CSV is: people read the file name.
+        filename=f"fleetdeck-cost-{data.period_start:%Y-%m-%d}-{data.period_end - timedelta(days=1):%Y-%m-%d}.csv",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from csp.decorators import csp_update
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -110,9 +112,10 @@ def report_send(request, pk: int):
     with transaction.atomic():
         delivery = report_send_now(subscription=subscription)
         report_deliveries_enqueue(delivery_ids=[delivery.pk])
+    last_day = delivery.period_end - timedelta(days=1)  # people read periods with their last day
     messages.success(
         request,
-        f"Report “{subscription}” for {delivery.period_start:%Y-%m-%d} – {delivery.period_end:%Y-%m-%d} queued "
+        f"Report “{subscription}” for {delivery.period_start:%Y-%m-%d} – {last_day:%Y-%m-%d} queued "
         f"for {', '.join(subscription.recipients)}; its status appears below.",
     )
     return redirect("report-list")

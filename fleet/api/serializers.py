@@ -5,6 +5,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from core.api.serializers import ValidatedModelSerializer
+from fleet.choices import NodeLifecycle
 from fleet.models import GPU, GpuSlice, HealthEvent, InventoryScope, Node, Project, Provider, Site, SyncRun, Team
 from fleet.slices import slice_extra_errors
 
@@ -87,6 +88,19 @@ class NodeSerializer(ValidatedModelSerializer):
             "updated",
         )
         read_only_fields = ("source", "last_seen", "consecutive_poll_failures", "last_poll_error")
+        extra_kwargs = {
+            "lifecycle": {
+                "required": False,
+                "help_text": "How the node is paid for. Optional when registering: an on-prem node is owned, a "
+                "cloud node on-demand unless told spot or reserved.",
+            }
+        }
+
+    def validate(self, attrs):
+        site = attrs.get("site")
+        if self.instance is None and "lifecycle" not in attrs and site is not None:
+            attrs["lifecycle"] = NodeLifecycle.OWNED if site.is_onprem else NodeLifecycle.ON_DEMAND
+        return super().validate(attrs)  # Node.clean: an explicit lifecycle the site cannot have is a 400
 
     def get_gpu_count(self, node: Node) -> int:
         # Lists annotate the count (selectors.node_list); a freshly written node is counted on its own.

@@ -89,9 +89,28 @@ def test_forecast_over_alert_once(budget):
     ledger_day(day=date(2026, 4, 3), team=budget.team, compute="10")
     sent = budget_alerts_check(today=date(2026, 4, 3))  # forecast 1,100
     assert [(a.kind, a.threshold_pct) for a in sent] == [(BudgetAlertKind.FORECAST, 0)]
-    assert "forecast" in mail.outbox[0].subject and "$1100.00" in mail.outbox[0].subject
+    assert "forecast $1,100.00 is over the $1,000.00 budget" in mail.outbox[0].subject
     assert budget_alerts_check(today=date(2026, 4, 4)) == []
     assert len(mail.outbox) == 1
+
+
+def test_alert_writes_money_with_thousands_separators_and_percent_to_the_tenth():
+    """$26,200 a month, $21,000 spent by 15 April (15 of 30 days): 21,000 / 26,200 = 80.15 % → "80.2 %"; the run
+    rate forecast 21,000 / 15 × 30 = $42,000, 160.31 % → "160.3 %". Subject, plain text and HTML all agree."""
+    budget = Budget.objects.create(
+        team=TeamFactory(name="Vision"), monthly_usd=D("26200"), alert_on_forecast=False, recipients=["v@example.com"]
+    )
+    ledger_day(day=date(2026, 4, 10), team=budget.team, compute="21000")
+    [alert] = budget_alerts_check(today=date(2026, 4, 15))
+    assert (alert.threshold_pct, alert.spend_usd, alert.forecast_usd) == (80, D("21000.00"), D("42000.00"))
+    [message] = mail.outbox
+    assert message.subject == "[Fleetdeck] Budget Vision 2026-04: 80 % of the $26,200.00 budget reached"
+    assert "Budget:        $26,200.00\n" in message.body
+    assert "Spent so far:  $21,000.00 (80.2 %)\n" in message.body
+    assert "Forecast:      $42,000.00 (160.3 %) at the month's run rate" in message.body
+    html = message.alternatives[0][0]
+    assert '<td align="right">$26,200.00</td>' in html and "$21,000.00 (80.2 %)" in html
+    assert "$42,000.00 (160.3 %)" in html and "26200" not in html and "26200" not in message.body
 
 
 def test_project_budget_counts_its_project_only():

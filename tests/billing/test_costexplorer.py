@@ -217,7 +217,7 @@ def test_costs_import_task_covers_enabled_aws_providers(ce, provider, django_cap
 def test_import_costs_command(ce, provider, capsys):
     ce(PAGE_1, PAGE_2)
     call_command("import_costs", "--provider", "aws-prod", "--from", "2026-03-01", "--to", "2026-03-02")
-    assert "aws-prod: 2 days, $3683.66 billed, 4 data-transfer records (2 pages)" in capsys.readouterr().out
+    assert "aws-prod: 2 days, $3,683.66 billed, 4 data-transfer records (2 pages)" in capsys.readouterr().out
     with pytest.raises(CommandError, match="No AWS provider named: nope"):
         call_command("import_costs", "--provider", "nope", "--from", "2026-03-01", "--to", "2026-03-02")
     with pytest.raises(CommandError, match="is not a date"):

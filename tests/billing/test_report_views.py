@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -72,6 +72,25 @@ def test_list_shows_last_delivery_and_failed_error_and_is_constant_in_queries(lo
     assert "failed" in html and "after 3 attempts" in html and "Try again later" in html
     assert reverse("report-create") not in html and "Send now" not in html  # a viewer reads only
     assert f'href="{url}" aria-current="page">Reports' in html
+
+
+def test_reports_page_shows_a_period_with_its_last_day_and_money_with_separators(login):
+    """A weekly delivery of [23 Nov, 30 Nov) (end exclusive, as stored and in the API) reads "2026-11-23 –
+    2026-11-29" on the Reports page, as the email names it ("23 Nov to 29 Nov"); its total $398,578.80."""
+    s = subscription()
+    ReportDelivery.objects.create(
+        subscription=s,
+        period_start=date(2026, 11, 23),
+        period_end=date(2026, 11, 30),
+        status=DeliveryStatus.SENT,
+        total_usd=Decimal("398578.8"),
+        sent_at=datetime(2026, 12, 1, 7, 0, tzinfo=UTC),
+        attempts=1,
+    )
+    html = login(Role.VIEWER).get(reverse("report-list")).content.decode()
+    assert "<td>2026-11-23 – 2026-11-29</td>" in html and "2026-11-30" not in html
+    assert '<td class="num">398,578.80</td>' in html  # the deliveries table (its header says $)
+    assert "2026-12-01 07:00, $398,578.80" in html  # the subscription's last delivery
 
 
 def test_operator_creates_with_per_address_errors_then_valid(login):
@@ -183,7 +202,10 @@ def test_send_now_queues_a_manual_delivery_with_a_message(login, django_capture_
     assert response.status_code == 200
     delivery = ReportDelivery.objects.get()
     assert delivery.manual and delivery.status == DeliveryStatus.PENDING and len(callbacks) == 1
-    assert "queued for finance@example.com" in response.content.decode()
+    last_day = delivery.period_end - timedelta(days=1)  # the period as people read it: its last day, not the end
+    assert f"for {delivery.period_start:%Y-%m-%d} – {last_day:%Y-%m-%d} queued for finance@example.com" in (
+        response.content.decode()
+    )
 
 
 def test_a_viewer_limited_to_a_team_sees_only_its_reports(client, make_user):

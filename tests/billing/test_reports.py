@@ -191,6 +191,23 @@ def test_rendered_report_has_inline_styles_chart_cid_text_and_csv_with_the_same_
 
 
 @pytest.mark.django_db
+def test_report_names_the_period_by_its_last_day_and_sizes_in_decimal_units():
+    """The week [23 Nov, 30 Nov) reads "23 Nov to 29 Nov" in the subject, body and file name, as the Reports page
+    shows it; the 500 GB egress record (500 × 10**9 bytes, billed per GB) reads "500 GB", not "465.7 GB"."""
+    ledger_fill(start=date(2026, 11, 23), days=7)
+    data = report_data(period_start=date(2026, 11, 23), period_end=date(2026, 11, 30))
+    rendered = report_render(data)
+    assert "week 2026-W48 (23 Nov to 29 Nov 2026)" in rendered.subject
+    assert "2026-11-23 to 2026-11-29 (both days included, UTC)" in rendered.text
+    assert "2026-11-23 to 2026-11-29 (both days included, UTC)" in rendered.html
+    assert "(as of 2026-11-29)" in rendered.html
+    assert "to 2026-11-30" not in rendered.text + rendered.html and "exclusive" not in rendered.text
+    assert rendered.filename == "fleetdeck-cost-2026-11-23-2026-11-29.csv"
+    assert "aws:us-east-1 -> onprem:dc-1: 500 GB, $45.00" in rendered.text
+    assert ">500 GB</td>" in rendered.html and "465.7" not in rendered.html
+
+
+@pytest.mark.django_db
 def test_empty_period_renders_without_error():
     rendered = report_render(report_data(period_start=WEEK_START, period_end=WEEK_END))
     assert rendered.total_usd == Decimal("0.00")

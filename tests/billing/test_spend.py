@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -55,6 +56,27 @@ def test_spend_page_shows_totals_tables_and_budgets(client, make_user, fleet_spe
     assert 'data-testid="spend-budgets"' in html and "Alpha" in html
     assert 'id="spend-trend-data"' in html and 'class="chart-table"' in html  # chart + no-JS table
     assert f'href="{reverse("spend")}"' in html  # the nav link
+
+
+def test_spend_page_writes_money_with_separators_percent_to_the_tenth_and_sizes_in_gb(client, make_user, db):
+    """$15,131.77 spent today of a $875,100 budget: 15,131.77 / 875,100 = 1.729 % → "1.7 %"; 24 GPU-hours; the
+    egress record of 10**9 bytes reads "1 GB" (decimal, as egress is billed), not "953.7 MB"."""
+    today = selectors.utc_today()
+    team = TeamFactory(name="Big")
+    ledger_day(day=today, site=SiteFactory(name="use1"), team=team, compute="15131.77", gpu_hours=D("1234.56"))
+    Budget.objects.create(team=team, monthly_usd=D("875100"))
+    egress(day=today, usd="0.09", team=team)
+    login(client, make_user, "operator")
+    html = client.get(reverse("spend")).content.decode()
+    assert 'data-testid="spend-today">$15,131.77' in html
+    assert "month to date of $875,100.00 (1.7 %)" in html and "vs $875,100.00 budgeted" in html
+    assert '<td class="num">875,100.00</td><td class="num">15,131.77</td>' in html  # the budgets table
+    assert '<td class="num">1.7</td>' in html  # its "%" column
+    assert '<td class="num">1,234.6</td>' in html  # GPU-h: 0.1 half up, with separators
+    assert '<td class="num">1 GB</td>' in html and "953.7" not in html
+    # Only the chart's JSON keeps plain numbers; its no-JS table writes money as the page does.
+    people_read = re.sub(r'<script id="spend-trend-data".*?</script>', "", html, flags=re.S)
+    assert "15131.77" not in people_read and '<td class="num">15,131.77</td>' in people_read
 
 
 def test_idle_nodes_panel_and_its_no_js_page(client, make_user, fleet_spend):
@@ -190,7 +212,7 @@ def test_overview_spend_figures_per_scope(client, make_user, fleet_spend, django
     login(client, make_user, "operator")
     html = client.get(reverse("overview")).content.decode()
     assert 'data-testid="spend-today">$200.00' in html
-    assert 'data-testid="spend-month">$200.00' in html and "of $1000 budget" in html
+    assert 'data-testid="spend-month">$200.00' in html and "of $1,000.00 budget" in html
     assert 'data-testid="spend-egress">$12.00' in html
     assert 'data-testid="spend-idle-today">$20.00' in html
     assert f'href="{reverse("spend")}"' in html
@@ -245,27 +267,11 @@ def test_overview_spend_matches_spend_page(client, make_user, fleet_spend):
 
 @pytest.mark.slow
 def test_spend_benchmark_prints_figures_beside_its_baseline(db):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    from devtools.bench.common import connection_database_url
+    from tests.bench_run import bench_figures
 
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": connection_database_url()}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "spend", "--scale", "0.002"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["bench"] == "spend" and figures["totals_agree"] is True
+    figures = bench_figures("spend", "0.002")
+    assert figures["totals_agree"] is True
     for key in ("spend_page", "summary_api", "baseline_summary_from_ledger_entries", "idle_cost_nodes_selector"):
         assert figures[key]["p95_ms"] > 0, key
     assert figures["ledger_entries"] == figures["nodes"] * 30 * 24

@@ -201,7 +201,7 @@ def test_what_if_htmx_returns_the_ranked_table(login, scenario):
     assert "<h1>" not in body
     assert "alternatives-table" in body
     assert body.index("dc-1") < body.index("us-east-1") < body.index("us-west-2") < body.index("us-central1")
-    assert "$98 compute + $180 egress" in body  # on-prem: 97.80 + 180.00, rounded for the summary line
+    assert "$97.80 compute + $180.00 egress" in body  # on-prem: money to the cent, as everywhere (core.figures)
     assert not Job.objects.exists()
 
 

@@ -6,6 +6,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.costexplorer import CostExplorerError, cost_explorer_import
+from core.figures import money_text
 from fleet.choices import ProviderKind
 from fleet.models import Provider
 
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{row.name}: {exc}")
                 continue
             self.stdout.write(
-                f"{row.name}: {report.days} days, ${report.billed_usd} billed, "
+                f"{row.name}: {report.days} days, ${money_text(report.billed_usd)} billed, "
                 f"{report.egress_records} data-transfer records ({report.pages} pages)"
             )
         if failed:

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.focus.importer import FocusImportError, focus_import
+from core.figures import money_text
 
 
 class Command(BaseCommand):
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"Nothing imported:\n{exc}") from None
         for row in report.providers:
             self.stdout.write(
-                f"{row.provider_name}: {row.days} days ({row.first_day} – {row.last_day}), ${row.usd} "
+                f"{row.provider_name}: {row.days} days ({row.first_day} – {row.last_day}), ${money_text(row.usd)} "
                 f"from {row.rows} rows"
             )
         self.stdout.write(
