@@ -10,7 +10,7 @@ import io
 import math
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import transaction
 from django.db.models import Count, Min, Sum
@@ -257,7 +257,9 @@ def demo_price_estimates_seed() -> int:
 
 def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None = None) -> list[Budget]:
     """Give every team without a budget one of this month's forecast × ``headroom`` (rounded up to $100;
-    at least $100), alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``: for the demo."""
+    at least $100), alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``: budgets relative to the
+    month so far, for tests that want them to alert. The demo itself sizes its budgets with
+    demo_team_budgets_seed (its docstring says why)."""
     today = today or billing_selectors.utc_today()
     month = billing_selectors.month_start_of(today)
     teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
@@ -271,30 +273,116 @@ def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None
         forecast = billing_selectors.month_forecast_usd(
             month_start=month, spent_usd=spend.get(team.pk, Decimal(0)), today=today
         )
-        amount = max(Decimal(100), ((forecast * headroom) / 100).to_integral_value(rounding=ROUND_CEILING) * 100)
-        created.append(
-            Budget.objects.create(
-                team=team, monthly_usd=amount, thresholds_pct=[80, 100], recipients=[f"{team.slug}-lead@example.com"]
+        created.append(_budget_create(team=team, amount=forecast * headroom))
+    return created
+
+
+def _budget_create(*, team: Team, amount: Decimal) -> Budget:
+    """A budget of ``amount`` rounded up to $100 (at least $100), alerting at 80 % and 100 % to the team's lead."""
+    monthly = max(Decimal(100), (amount / 100).to_integral_value(rounding=ROUND_CEILING) * 100)
+    return Budget.objects.create(
+        team=team, monthly_usd=monthly, thresholds_pct=[80, 100], recipients=[f"{team.slug}-lead@example.com"]
+    )
+
+
+DEMO_RUN_RATE_DAYS = 7
+# The month-end forecast of each healthy demo team as a share of its budget: varied, all well under the 80 % alert.
+DEMO_HEALTHY_SHARES = {"inference": Decimal("0.72"), "platform": Decimal("0.61"), "data": Decimal("0.53")}
+DEMO_HEALTHY_SHARE = Decimal("0.65")  # any other team without a budget
+
+
+def demo_run_rate_usd(*, today: date) -> dict[int, Decimal]:
+    """Each team's average spend per day over the complete UTC days of the DEMO_RUN_RATE_DAYS before ``today``
+    that the ledger holds (divided by the days the ledger has, for every team alike); teams without spend there
+    are absent."""
+    rows = billing_selectors.ledger_day_rows(start=today - timedelta(days=DEMO_RUN_RATE_DAYS), end=today)
+    days = rows.values("day").distinct().count()
+    if not days:
+        return {}
+    totals = rows.exclude(team=None).values_list("team_id").annotate(s=Sum("total_usd"))
+    return {team_id: total / days for team_id, total in totals if total}
+
+
+def demo_team_budgets_seed(*, today: date | None = None) -> list[Budget]:
+    """Give every team without a budget one it stays well under all month (the demo's healthy budgets): its
+    monthly run rate (demo_run_rate_usd × the days of this month) ÷ its share (DEMO_HEALTHY_SHARES, else
+    DEMO_HEALTHY_SHARE), rounded up to $100, alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``. A
+    team without spend in those days falls back to this month's forecast ÷ its share.
+
+    Why not this month's forecast (demo_budgets_seed, which the demo used): the seed runs on any day of a month,
+    and early in one the forecast is noisy and above all low. On the 1st at 02:00 it is two hours of spend × the
+    month's days (a ``today`` date counts as a whole elapsed day), so every budget came out at about a tenth of a
+    month's spend and every team was over within days; research, set to 85 % of those two hours, read 1,870 %
+    two days later. The run rate of complete days is the same on the 1st and on the 30th, so month-end forecasts
+    sit at 53-72 % of the budgets, month-to-date spend never reaches the 80 % alert, and a day more of the live
+    ledger (the same nodes at the same prices; the cloud emulators add about 1 % for these teams) leaves them
+    where they are. Idempotent: existing budgets are left alone.
+    """
+    today = today or billing_selectors.utc_today()
+    month = billing_selectors.month_start_of(today)
+    days_in_month = (billing_selectors.next_month_start(month) - month).days
+    rates = demo_run_rate_usd(today=today)
+    teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
+    spend = dict(
+        billing_selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
+        .values_list("team_id")
+        .annotate(s=Sum("total_usd"))
+    )
+    created = []
+    for team in teams:
+        share = DEMO_HEALTHY_SHARES.get(team.slug, DEMO_HEALTHY_SHARE)
+        if team.pk in rates:
+            month_usd = rates[team.pk] * days_in_month
+        else:
+            month_usd = billing_selectors.month_forecast_usd(
+                month_start=month, spent_usd=spend.get(team.pk, Decimal(0)), today=today
             )
-        )
+        created.append(_budget_create(team=team, amount=month_usd / share))
     return created
 
 
 DEMO_TIGHT_TEAM = "research"
 DEMO_TIGHT_SHARE = Decimal("0.85")
+DEMO_TIGHT_MIN_SHARE = Decimal("0.82")
+# A day of the running demo's ledger in days of research's seeded run rate: demo_clouds' emulated instances add
+# research's p5.48xlarge, p4d.24xlarge, a3-highgpu-8g and two a2-highgpu-8g (≈ $224/h at list price) to the
+# ≈ $725/h of its nodes in a 300-node seed.
+DEMO_LIVE_DAY_FACTOR = Decimal("1.3")
 
 
 def demo_budget_tighten(*, today: date | None = None) -> str:
-    """Set the demo's research budget so that this month's spend so far is 85 % of it (rounded up to $100), so the
-    demo shows a budget alert (80 %, and the forecast over budget) on its first check; returns the team's name, or
-    "" when the team or its budget is missing."""
+    """Set the demo's research budget so that this month's spend so far is 82-85 % of it: the demo's one budget
+    near its limit, past its 80 % alert on the first check; returns the team's name, or "" when the team or its
+    budget is missing. Re-running the seed (every ``make demo``) sizes it again for the month as it is then.
+
+    The share: month-to-date spend M is e days of research's run rate r (e = M / r, demo_run_rate_usd). A day
+    of the running demo's ledger adds about DEMO_LIVE_DAY_FACTOR × r, so the budget M / s stays under 100 % a
+    day later when s ≤ e / (e + 1.3): s is that, kept between DEMO_TIGHT_MIN_SHARE and DEMO_TIGHT_SHARE (85 %
+    from e ≈ 7.4 days; the forecast is over the budget, as it should be for a team near its limit). Early in a
+    month (e < 5.9) no share is both past the 80 % alert and a day from 100 %: the alert wins, and a day later
+    research reads 82 % × (e + 1.3) / e: about 150 % seeded on the 3rd, 120 % on the 4th (the old seed: 1,870 %).
+    On a month's first day
+    (e < 1) the share would make the budget a few hours' spend: the budget is that spend plus a live day's
+    (M + 1.3 r) instead, under the alert at first and past it within the day. The amount is rounded DOWN to
+    three significant figures, so rounding never takes it under the alert. Without a run rate: M / 85 %.
+    """
     today = today or billing_selectors.utc_today()
     budget = Budget.objects.filter(team__slug=DEMO_TIGHT_TEAM).select_related("team").first()
     if budget is None:
         return ""
     month = billing_selectors.month_start_of(today)
     spent = billing_selectors.budget_spend(budgets=[budget], start=month, end=today + timedelta(days=1))[budget.pk]
-    budget.monthly_usd = max(Decimal(100), (spent / DEMO_TIGHT_SHARE / 100).to_integral_value(ROUND_CEILING) * 100)
+    rate = demo_run_rate_usd(today=today).get(budget.team_id)
+    if rate and spent < rate:
+        amount = spent + rate * DEMO_LIVE_DAY_FACTOR
+    elif rate:
+        elapsed = spent / rate
+        share = min(DEMO_TIGHT_SHARE, max(DEMO_TIGHT_MIN_SHARE, elapsed / (elapsed + DEMO_LIVE_DAY_FACTOR)))
+        amount = spent / share
+    else:
+        amount = spent / DEMO_TIGHT_SHARE
+    step = Decimal(10) ** max(0, len(str(int(amount))) - 3)
+    budget.monthly_usd = max(Decimal(100), (amount / step).to_integral_value(ROUND_FLOOR) * step)
     budget.save(update_fields=["monthly_usd"])
     return budget.team.name
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import LedgerDay, LedgerEntry, LedgerNodeDay
+from billing.models import Commitment, LedgerDay, LedgerEntry, LedgerNodeDay
 from devtools.demo.scheduler import DEMO_DATASETS
 from fleet.catalog import GPU_SPECS, INSTANCE_TYPES
 from fleet.choices import Continent, GpuSliceKind, HealthEventKind, NodeLifecycle, NodeState, ProviderKind
@@ -294,6 +294,7 @@ def demo_capacity_seed(*, now=None) -> dict[str, int]:
             "lifecycle": NodeLifecycle.OWNED,
             "state": NodeState.RUNNING,
             "team": teams["platform"],
+            "project": Project.objects.filter(team=teams["platform"]).order_by("pk").first(),
             "labels": {"env": "prod", "owner": "platform", "mig": "enabled"},
             "launched_at": now - timedelta(days=60),
         },
@@ -335,55 +336,16 @@ def demo_capacity_seed(*, now=None) -> dict[str, int]:
 @transaction.atomic
 def demo_fleet_delete() -> None:
     """Delete the demo fleet (its providers and everything under them, and the demo teams), with the spend,
-    jobs and datasets that refer to it."""
+    commitments, jobs and datasets that refer to it."""
     names = [p[0] for p in DEMO_PROVIDERS]
     Job.objects.filter(team__slug__in=DEMO_TEAMS).delete()
     Dataset.objects.filter(Q(site__provider__name__in=names) | Q(name__in=[d[0] for d in DEMO_DATASETS])).delete()
     LedgerEntry.objects.filter(provider__name__in=names).delete()
     LedgerDay.objects.filter(provider__name__in=names).delete()
     LedgerNodeDay.objects.filter(node__site__provider__name__in=names).delete()
+    Commitment.objects.filter(provider__name__in=names).delete()  # PROTECTs its provider (demo_commitments_seed)
     Node.objects.filter(site__provider__name__in=names).delete()
     Site.objects.filter(provider__name__in=names).delete()
     Provider.objects.filter(name__in=names).delete()
     Project.objects.filter(team__slug__in=DEMO_TEAMS).delete()
     Team.objects.filter(slug__in=DEMO_TEAMS).delete()
-
-
-# Synthetic hourly roll-ups for the demo's history (the simulator only produces telemetry from the moment the demo
-# starts). About one GPU in eight sits idle; the others run at 30-99 % with a per-hour wobble. Power follows
-# utilisation between 12 % and 97 % of the GPU's limit; energy is that power over the hour.
-DEMO_HISTORY_SQL = """
-INSERT INTO fleet_gpu_hour (hour, gpu_id, energy_wh, samples, idle_s, util_avg, util_max, power_avg_w, power_max_w,
-                            mem_used_max_mib, temp_max_c, minutes, util_1m, power_1m_w, mem_1m_mib, temp_1m_c)
-SELECT h.hour, g.id, u.power_w, 240, CASE WHEN u.util < 5 THEN 3600 ELSE 0 END, u.util, least(100, u.util + 8),
-       u.power_w, least(lim.w, u.power_w * 1.1), g.memory_mib * u.util / 100.0, 35 + u.util / 2.0,
-       '{}', '{}', '{}', '{}', '{}'
-FROM fleet_gpu g
-JOIN fleet_node n ON n.id = g.node_id
-JOIN fleet_site s ON s.id = n.site_id
-JOIN fleet_provider p ON p.id = s.provider_id
-CROSS JOIN LATERAL (SELECT coalesce(g.power_limit_w, 300)::float AS w) lim
-CROSS JOIN LATERAL generate_series(
-    greatest(date_trunc('hour', coalesce(n.launched_at, n.created)) + interval '1 hour', %(start)s::timestamptz),
-    %(last)s::timestamptz, interval '1 hour') AS h(hour)
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN abs(hashint8(g.id)) %% 8 = 0 THEN (abs(hashint8(g.id + extract(epoch FROM h.hour)::bigint)) %% 4)
-                ELSE 30 + abs(hashint8(g.id * 7919 + extract(epoch FROM h.hour)::bigint)) %% 70 END::float AS util
-) u0
-CROSS JOIN LATERAL (SELECT u0.util, lim.w * (0.12 + 0.85 * u0.util / 100.0) AS power_w) u
-WHERE p.name = ANY(%(providers)s) AND n.state = 'running'
-ON CONFLICT (gpu_id, hour) DO NOTHING
-"""
-
-
-def demo_telemetry_history_seed(*, days: int = 30, now=None) -> int:
-    """Hourly roll-ups of the demo fleet's GPUs for the last ``days`` days up to two hours ago (so the live
-    roll-ups of the simulator's telemetry are never overwritten); returns the rows written. Idempotent."""
-    now = now or timezone.now()
-    last = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            DEMO_HISTORY_SQL,
-            {"start": last - timedelta(days=days), "last": last, "providers": [p[0] for p in DEMO_PROVIDERS]},
-        )
-        return cursor.rowcount
