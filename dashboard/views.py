@@ -1,11 +1,16 @@
 """The overview page: the fleet's GPUs, utilisation and power, the viewer's spend and background-process health."""
 
+from datetime import datetime
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.selectors import spend_overview
+from billing.ledger import HOUR, hour_floor
+from billing.money import usd_cents
+from billing.selectors import ZERO, spend_by_provider_hourly, spend_overview
 from core.selectors import process_status_list
 from fleet.choices import ProviderKind
 from fleet.scoping import team_scope
@@ -14,8 +19,9 @@ from fleet.telemetry.health import source_status_list
 from fleet.telemetry.series import fleet_series, series_window
 
 OVERVIEW_CHART_STEP_S = 600
-# v2: the spend figures gained kgCO2e, broken capacity $ and unused commitments $ (entries of v1 lack them).
-OVERVIEW_CACHE_KEY = "dashboard:overview:v2"
+SPEND_CHART_HOURS = 24
+# v3: unhealthy GPUs in the fleet figures; spend by provider per hour and $/h beside the spend figures.
+OVERVIEW_CACHE_KEY = "dashboard:overview:v3"
 
 
 def _provider_chart(series: dict[str, list[dict]], value: str, scale: float = 1.0) -> dict:
@@ -46,27 +52,64 @@ def _spend_cache_key(scope: list[int] | None) -> str:
     return f"{OVERVIEW_CACHE_KEY}:spend:{'all' if scope is None else ','.join(map(str, scope))}"
 
 
-def _overview_spend(request):
+def _spend_hourly(scope: list[int] | None, now: datetime) -> dict:
+    """Compute + energy $ per hour by provider kind over the last SPEND_CHART_HOURS complete UTC hours (a stacked
+    chart and its table), and the last complete hour's total: the fleet's cost per hour now, as the ledger
+    booked it (None before the ledger has that hour)."""
+    end = hour_floor(now)
+    hours = [end - (SPEND_CHART_HOURS - i) * HOUR for i in range(SPEND_CHART_HOURS)]
+    by_kind = spend_by_provider_hourly(start=hours[0], end=end, teams=scope)
+    kinds = [kind for kind in ProviderKind if kind.value in by_kind]
+    rows = []
+    for hour in hours:
+        values = [by_kind[kind.value].get(hour, ZERO) for kind in kinds]
+        rows.append({"hour": hour, "values": values, "total": sum(values, ZERO)})
+    chart = {
+        "labels": [timezone.localtime(hour).strftime("%H:%M") for hour in hours],
+        "datasets": [
+            {"label": kind.label, "data": [float(usd_cents(by_kind[kind.value].get(h, ZERO))) for h in hours]}
+            for kind in kinds
+        ],
+    }
+    last = hours[-1]
+    booked = any(last in by_kind[kind.value] for kind in kinds)
+    per_hour: Decimal | None = rows[-1]["total"] if booked else None
+    return {
+        "spend_chart": chart,
+        "spend_chart_kinds": [kind.label for kind in kinds],
+        "spend_chart_rows": rows,
+        "cost_hour": last,
+        "cost_per_hour_usd": per_hour,
+    }
+
+
+def _spend_figures(scope: list[int] | None) -> dict:
+    return {"spend": spend_overview(teams=scope), **_spend_hourly(scope, timezone.now())}
+
+
+def _overview_spend(request) -> dict:
     """Spend today, month to date against budget, egress, idle $, broken capacity $, unused commitments $ and
-    kgCO2e in the viewer's team scope (cached briefly)."""
+    kgCO2e, spend per hour by provider over 24 h and the last complete hour's $ in the viewer's team scope
+    (cached briefly)."""
     scope = team_scope(request.user)
     ttl_s = settings.DASHBOARD_CACHE_S
     if ttl_s <= 0:
-        return spend_overview(teams=scope)
-    return cache.get_or_set(_spend_cache_key(scope), lambda: spend_overview(teams=scope), timeout=ttl_s)
+        return _spend_figures(scope)
+    return cache.get_or_set(_spend_cache_key(scope), lambda: _spend_figures(scope), timeout=ttl_s)
 
 
 def overview(request):
-    """The landing page: GPUs online, idle and unreachable, utilisation and power now and over 24 h by provider,
-    spend (with kgCO2e, broken capacity $ and unused commitments $), the nodes idle longest, cloud inventory,
-    telemetry sources and background-process health. Live: refreshed by HTMX."""
+    """The landing page: GPUs online, idle now, unreachable and unhealthy, utilisation and power now and over 24 h
+    by provider, spend (with kgCO2e, broken capacity $ and unused commitments $), spend by provider over 24 h and
+    the cost per hour now, the nodes idle longest, cloud inventory, telemetry sources and background-process
+    health. Live: refreshed by HTMX."""
     ttl_s = settings.DASHBOARD_CACHE_S
     context = {
         **(cache.get_or_set(OVERVIEW_CACHE_KEY, _overview_data, timeout=ttl_s) if ttl_s > 0 else _overview_data()),
         "process_status": process_status_list(),
         "inventory_scopes": inventory_scope_list(),
         "telemetry_sources": source_status_list(),
-        "spend": _overview_spend(request),
+        **_overview_spend(request),
         "refresh_s": settings.DASHBOARD_REFRESH_S,
     }
     template = "dashboard/overview.html"

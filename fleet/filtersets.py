@@ -2,7 +2,7 @@
 
 import django_filters as filters
 from django import forms
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from core.choices import RunStatus
@@ -48,6 +48,17 @@ class ProjectFilterSet(FleetdeckFilterSet):
         fields = ("team", "slug")
 
 
+# (field, ordering key) of the node list and API: NodeListFilterSet adds the page's figure columns.
+NODE_ORDERING_FIELDS = (
+    ("name", "name"),
+    ("site__name", "site"),
+    ("state", "state"),
+    ("instance_type", "instance_type"),
+    ("gpu_count", "gpu_count"),
+    ("last_seen", "last_seen"),
+)
+
+
 class NodeFilterSet(FleetdeckFilterSet):
     """Nodes by free text, provider kind, site, state, lifecycle, team, project and GPU model."""
 
@@ -64,16 +75,7 @@ class NodeFilterSet(FleetdeckFilterSet):
         # Django's NullBooleanSelect would send "unknown" for "any" and put it in every URL.
         widget=forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")]),
     )
-    ordering = StableOrderingFilter(
-        fields=(
-            ("name", "name"),
-            ("site__name", "site"),
-            ("state", "state"),
-            ("instance_type", "instance_type"),
-            ("gpu_count", "gpu_count"),
-            ("last_seen", "last_seen"),
-        )
-    )
+    ordering = StableOrderingFilter(fields=NODE_ORDERING_FIELDS)
 
     class Meta:
         model = Node
@@ -97,6 +99,45 @@ class NodeFilterSet(FleetdeckFilterSet):
             return queryset
         # EXISTS rather than a join, so a node with eight matching GPUs is listed once.
         return queryset.filter(Exists(GPU.objects.filter(node=OuterRef("pk"), model__icontains=value)))
+
+
+class NullsLastOrderingFilter(StableOrderingFilter):
+    """StableOrderingFilter that puts rows without a value last either way (a node without a reading or a ledger
+    row is "—", not the top of a descending sort)."""
+
+    def get_ordering_value(self, param):
+        name = super().get_ordering_value(param)
+        if name.startswith("-"):
+            return F(name[1:]).desc(nulls_last=True)
+        return F(name).asc(nulls_last=True)
+
+
+class NodeListFilterSet(NodeFilterSet):
+    """The node page's filters: NodeFilterSet's, and health, utilisation and sorting by the columns that
+    selectors.node_list_columns adds (its queryset must carry them; the API's does not, so it keeps
+    NodeFilterSet)."""
+
+    health = filters.ChoiceFilter(
+        method="filter_health",
+        label="Health",
+        choices=[("ok", "OK"), ("unhealthy", "Unhealthy")],
+        empty_label="Any",
+    )
+    util_max = filters.NumberFilter(field_name="util_pct", lookup_expr="lte", label="Utilisation ≤ (%)")
+    ordering = NullsLastOrderingFilter(
+        fields=(
+            *NODE_ORDERING_FIELDS,
+            ("util_pct", "util"),
+            ("power_w", "power"),
+            ("hour_usd", "cost"),
+            ("health_rank", "health"),
+        )
+    )
+
+    def filter_health(self, queryset, name, value):
+        if value == "ok":
+            return queryset.filter(health_rank__isnull=True)
+        return queryset.filter(health_rank__isnull=False)
 
 
 class GPUFilterSet(FleetdeckFilterSet):

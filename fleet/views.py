@@ -1,6 +1,6 @@
 """Fleet pages: the node list (full page, or the table partial for HTMX) and node detail."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.paginator import Paginator
@@ -10,8 +10,10 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from fleet import selectors
-from fleet.filtersets import NodeFilterSet
+from fleet.choices import HealthEventKind
+from fleet.filtersets import NodeListFilterSet
 from fleet.models import Node
+from fleet.scoping import team_scope
 from fleet.telemetry.series import gpu_series, series_window
 
 NODES_PER_PAGE = 50
@@ -37,7 +39,14 @@ SORTABLE_COLUMNS = (
     ("gpu_count", "GPUs", True),
     ("state", "State", False),
     ("last_seen", "Last seen", False),
+    ("util", "Utilisation", True),
+    ("power", "Power (W)", True),
+    ("cost", "$ last hour", True),
+    ("health", "Health", False),
 )
+HOUR = timedelta(hours=1)
+# The node list's health label by selectors.HEALTH_SEVERITY rank (None: no open broken event).
+HEALTH_LABELS = {rank: HealthEventKind(kind).label for kind, rank in selectors.HEALTH_SEVERITY.items()}
 
 
 def _clean_query(params: QueryDict) -> QueryDict:
@@ -69,16 +78,30 @@ def _sort_links(query, current: str) -> list[dict]:
     return links
 
 
+def last_complete_hour(now: datetime) -> datetime:
+    """The start of the last complete UTC hour before ``now`` (the ledger recomputes it every few minutes)."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - HOUR
+
+
 def node_list(request):
-    """Nodes, filterable and sortable; an HTMX request gets only the table."""
-    filterset = NodeFilterSet(request.GET or None, queryset=selectors.node_list())
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else selectors.node_list()
+    """Nodes, filterable and sortable, with their utilisation and power now, the compute + energy $ of the last
+    complete ledger hour (in the viewer's team scope) and their health; an HTMX request gets only the table."""
+    now = timezone.now()
+    hour = last_complete_hour(now)
+    scope = team_scope(request.user)
+    nodes = selectors.node_list_columns(selectors.node_list(), hour=hour, teams=scope, now=now)
+    filterset = NodeListFilterSet(request.GET or None, queryset=nodes)
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else nodes
     page = Paginator(queryset, NODES_PER_PAGE).get_page(request.GET.get("page"))
+    for node in page:  # the page's rows, read once (Page keeps the list)
+        node.health = HEALTH_LABELS.get(node.health_rank)
     query = _clean_query(request.GET)
     query.pop("page", None)
     context = {
         "filterset": filterset,
         "page": page,
+        "cost_hour": hour,
+        "node_cost_scoped": scope is not None,
         "query": query.urlencode(),
         "sort_links": _sort_links(query, request.GET.get("ordering", "")),
     }

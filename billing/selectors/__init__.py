@@ -25,7 +25,7 @@ from billing.selectors.budgets import (
     budget_total_usd,
     percent_of,
 )
-from billing.selectors.overview import SpendOverview, spend_overview
+from billing.selectors.overview import SpendOverview, spend_by_provider_hourly, spend_overview
 from billing.selectors.periods import (
     EARLIEST_DAY,
     LATEST_DAY,
@@ -97,6 +97,7 @@ __all__ = [
     "reconciliation_by_provider",
     "spend_breakdown",
     "spend_by",
+    "spend_by_provider_hourly",
     "spend_overview",
     "spend_totals",
     "summed_aggregates",

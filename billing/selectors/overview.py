@@ -1,15 +1,17 @@
 """The spend figures of the overview page: today and month to date against budget, egress, idle $, kgCO2e,
-broken capacity $ and unused commitments $."""
+broken capacity $ and unused commitments $; and spend per hour by provider kind (the hourly ledger)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
+from billing.models import LedgerEntry, LedgerShare
 from billing.money import usd_cents
 from billing.selectors.budgets import budget_total_usd, percent_of
 from billing.selectors.periods import month_forecast_usd, month_start_of, utc_today
@@ -81,3 +83,38 @@ def spend_overview(*, teams: list[int] | None = None, today: date | None = None)
         unused_commitment_today_usd=day.unused_commitment_usd,
         unused_commitment_month_usd=month.unused_commitment_usd,
     )
+
+
+# Compute + energy $ per hour and provider kind: an entry, or in its place its shares (a sliced node's hour split
+# across teams, as the daily sums read it: billing.ledger.LEDGER_ROWS_SQL), so a team's hourly $ add up to its day.
+HOURLY_BY_PROVIDER_SQL = f"""
+SELECT e.hour, e.provider_kind,
+       sum(CASE WHEN sh.id IS NULL THEN e.compute_usd + e.energy_usd ELSE sh.compute_usd + sh.energy_usd END)
+FROM {LedgerEntry._meta.db_table} e
+LEFT JOIN {LedgerShare._meta.db_table} sh ON sh.entry_id = e.id
+WHERE e.hour >= %(start)s AND e.hour < %(end)s
+  AND (%(teams)s::bigint[] IS NULL OR (CASE WHEN sh.id IS NULL THEN e.team_id ELSE sh.team_id END) = ANY(%(teams)s))
+GROUP BY e.hour, e.provider_kind
+"""  # noqa: S608 - table names from the models, values as parameters
+
+
+def spend_by_provider_hourly(
+    *, start: datetime, end: datetime, teams: list[int] | None = None
+) -> dict[str, dict[datetime, Decimal]]:
+    """Compute + energy $ of each ledger hour in ``[start, end)`` per provider kind, in the team scope:
+    ``{provider_kind: {hour: usd}}`` (hours and kinds without ledger rows are absent). One query, however many
+    providers or nodes.
+
+    Read from the hourly ledger (LedgerEntry, a sliced node's hour by its LedgerShare rows), so the hours of a
+    UTC day add up to that day's compute + energy $ in LedgerDay. Unused commitments are booked per day, not per
+    hour, and are not in these figures. Rows without a team count only in the whole-fleet scope (``None``).
+    """
+    if teams is not None and not teams:
+        return {}
+    params = {"start": start, "end": end, "teams": None if teams is None else list(teams)}
+    result: dict[str, dict[datetime, Decimal]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(HOURLY_BY_PROVIDER_SQL, params)
+        for hour, kind, usd in cursor.fetchall():
+            result.setdefault(kind, {})[hour] = usd or ZERO
+    return result
