@@ -23,6 +23,8 @@ NAME_FIELDS = [
     ("core", "APIToken", "name"),
     ("fleet", "PromQLSource", "name"),
     ("fleet", "TelemetrySourceHealth", "name"),  # written by workers, but a sender's user name lands there
+    ("billing", "Commitment", "name"),
+    ("fleet", "GpuSlice", "name"),  # written by slice sync from dcgm labels a node reports
 ]
 # Names that no person types (a worker's queue name), or that a stricter slug validator already limits.
 EXEMPT = {("core", "Heartbeat", "name"), ("fleet", "Provider", "name"), ("fleet", "Site", "name")}
