@@ -255,6 +255,15 @@ def demo_price_estimates_seed() -> int:
     return created
 
 
+def _month_to_date_usd(*, teams: list[Team], month: date, today: date) -> dict[int, Decimal]:
+    """Each of ``teams``' spend from ``month``'s first day through ``today`` (teams without spend are absent)."""
+    return dict(
+        billing_selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
+        .values_list("team_id")
+        .annotate(s=Sum("total_usd"))
+    )
+
+
 def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None = None) -> list[Budget]:
     """Give every team without a budget one of this month's forecast × ``headroom`` (rounded up to $100;
     at least $100), alerting at 80 % and 100 % to ``<team-slug>-lead@example.com``: budgets relative to the
@@ -263,11 +272,7 @@ def demo_budgets_seed(*, headroom: Decimal = Decimal("1.10"), today: date | None
     today = today or billing_selectors.utc_today()
     month = billing_selectors.month_start_of(today)
     teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
-    spend = dict(
-        billing_selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
-        .values_list("team_id")
-        .annotate(s=Sum("total_usd"))
-    )
+    spend = _month_to_date_usd(teams=teams, month=month, today=today)
     created = []
     for team in teams:
         forecast = billing_selectors.month_forecast_usd(
@@ -323,11 +328,7 @@ def demo_team_budgets_seed(*, today: date | None = None) -> list[Budget]:
     days_in_month = (billing_selectors.next_month_start(month) - month).days
     rates = demo_run_rate_usd(today=today)
     teams = list(Team.objects.filter(budgets__isnull=True).order_by("pk"))
-    spend = dict(
-        billing_selectors.ledger_day_rows(start=month, end=today + timedelta(days=1), teams=[t.pk for t in teams])
-        .values_list("team_id")
-        .annotate(s=Sum("total_usd"))
-    )
+    spend = _month_to_date_usd(teams=teams, month=month, today=today)
     created = []
     for team in teams:
         share = DEMO_HEALTHY_SHARES.get(team.slug, DEMO_HEALTHY_SHARE)
