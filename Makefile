@@ -48,7 +48,8 @@ dev-env:
 	  echo 'DEBUG=true'; \
 	  $(if $(FLEETDECK_DATA_DIR),echo 'FLEETDECK_DATA_DIR=$(abspath $(FLEETDECK_DATA_DIR))';) } > $(DEV_ENV)
 
-demo: install dev-env
+# The demo needs the app's env only; the FOCUS validator's is for the tests.
+demo: $(VENV)/.installed dev-env
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py seed_demo --if-empty --nodes $(DEMO_NODES) --user $(DEMO_USER) --password $(DEMO_PASSWORD)
 	@echo ""
