@@ -1,10 +1,12 @@
-"""Admin pages of the scheduler: datasets (located from their URI or site), jobs, placements (read-only)."""
+"""Admin pages of the scheduler: datasets (located from their URI or site), jobs, placements (read-only), team
+quotas."""
 
 from django import forms
 from django.contrib import admin
 
 from scheduler.datasets import dataset_place_resolve
-from scheduler.models import Dataset, Job, Placement
+from scheduler.forms import TeamQuotaForm
+from scheduler.models import Dataset, Job, Placement, TeamQuota
 
 
 class DatasetAdminForm(forms.ModelForm):
@@ -38,7 +40,7 @@ class PlacementInline(admin.TabularInline):
     model = Placement
     extra = 0
     can_delete = False
-    fields = ("active", "target_kind", "node", "provider_kind", "region", "instance_type", "total_usd", "created")
+    fields = ("active", "target_kind", "node", "region", "instance_type", "preemptible", "total_usd", "created")
     readonly_fields = fields
     show_change_link = True
 
@@ -59,8 +61,8 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(Placement)
 class PlacementAdmin(admin.ModelAdmin):
-    list_display = ("job", "active", "target_kind", "node", "provider_kind", "region", "total_usd", "created")
-    list_filter = ("active", "target_kind", "provider_kind", "launch_status")
+    list_display = ("job", "active", "target_kind", "node", "preemptible", "region", "total_usd", "created")
+    list_filter = ("active", "target_kind", "provider_kind", "launch_status", "preemptible")
     list_select_related = ("job", "node")
 
     def has_add_permission(self, request) -> bool:
@@ -68,3 +70,14 @@ class PlacementAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(TeamQuota)
+class TeamQuotaAdmin(admin.ModelAdmin):
+    """Team quotas, edited through TeamQuotaForm (the model's rules, field by field)."""
+
+    form = TeamQuotaForm
+    list_display = ("team", "gpu_model", "guaranteed_gpus", "borrow_limit_gpus", "weight", "updated")
+    list_filter = ("gpu_model",)
+    search_fields = ("team__name",)
+    list_select_related = ("team",)

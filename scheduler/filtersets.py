@@ -6,7 +6,7 @@ from core.filters import FleetdeckFilterSet, IdModelChoiceFilter, ModelMultipleK
 from fleet.choices import ProviderKind
 from fleet.models import Team
 from scheduler.choices import JobState, TargetKind
-from scheduler.models import Dataset, Job, Placement
+from scheduler.models import Dataset, Job, Placement, TeamQuota
 
 
 class DatasetFilterSet(FleetdeckFilterSet):
@@ -44,3 +44,14 @@ class PlacementFilterSet(FleetdeckFilterSet):
     class Meta:
         model = Placement
         fields = ("job", "active", "node", "provider_kind", "target_kind")
+
+
+class TeamQuotaFilterSet(FleetdeckFilterSet):
+    """Quotas by team slug and GPU model."""
+
+    team = ModelMultipleKeyFilter(field_name="team__slug", queryset=Team.objects.all(), to_field_name="slug")
+    ordering = StableOrderingFilter(fields=("gpu_model", "guaranteed_gpus", "created"))
+
+    class Meta:
+        model = TeamQuota
+        fields = ("team", "gpu_model")

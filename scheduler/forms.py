@@ -1,4 +1,4 @@
-"""Forms of the scheduler pages: submit a job, price a job (what-if)."""
+"""Forms of the scheduler pages: submit a job, price a job (what-if), a team quota (admin)."""
 
 from decimal import Decimal
 
@@ -8,7 +8,7 @@ from fleet.catalog import GPU_SPECS
 from fleet.choices import ProviderKind
 from fleet.models import Project, Team
 from scheduler.api.serializers import MAX_EXPECTED_HOURS, MAX_GPUS_PER_JOB, PRIORITY_RANGE, job_request_errors
-from scheduler.models import Dataset, Job
+from scheduler.models import Dataset, Job, TeamQuota
 
 GPU_MODEL_CHOICES = [("", "Any")] + [(key, key) for key in GPU_SPECS]
 
@@ -101,3 +101,15 @@ class WhatIfForm(JobForm):
 
     def _post_clean(self):
         pass  # nothing is saved, so the model instance is not built or validated
+
+
+class TeamQuotaForm(forms.ModelForm):
+    """A team's quota of a GPU model; the rules are the model's (``TeamQuota.clean``), shown on their fields."""
+
+    gpu_model = forms.ChoiceField(
+        choices=[("", "All GPU models")] + GPU_MODEL_CHOICES[1:], required=False, label="GPU model"
+    )
+
+    class Meta:
+        model = TeamQuota
+        fields = ("team", "gpu_model", "guaranteed_gpus", "borrow_limit_gpus", "weight")

@@ -7,7 +7,7 @@ exactly what the ledger will charge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -37,6 +37,8 @@ class FleetInputs:
     network: TariffNetwork
     node_rows: dict[int, Node]
     energy_basis: dict[int, str]  # node id -> "measured" or "estimated": where the energy $/GPU-h came from
+    # Every priced usable node by id, also those with no free GPU (free_gpus 0): quota reclaim looks at them.
+    priced_nodes: dict[int, NodeIn] = field(default_factory=dict)
 
 
 def job_in(job: Job, dataset_ids: tuple[int, ...]) -> JobIn:
@@ -136,7 +138,7 @@ def fleet_inputs(
     book = PriceBook.load(day=day)
     owned = onprem_gpu_hour_prices(nodes=[n for n in rows if n.site.provider.kind == ProviderKind.ONPREM], now=now)
     locations: dict[str, Location] = dict(extra_locations or {})
-    nodes, energy_basis = [], {}
+    nodes, energy_basis, priced = [], {}, {}
     for node in rows:
         kind = node.site.provider.kind
         location = Location.from_site(node.site)
@@ -158,28 +160,32 @@ def fleet_inputs(
                 continue
             per_gpu_h = price / node.gpu_total
         free = node.usable - node.busy
-        if free <= 0:
-            continue
-        nodes.append(
-            NodeIn(
-                id=node.pk,
-                name=node.name,
-                location=location.key,
-                provider_kind=kind,
-                region=node.site.name if kind == ProviderKind.ONPREM else node.site.region,
-                gpu_model=gpu_key(node.gpu_name),
-                gpu_memory_mib=node_gpu_memory_mib(node.gpu_name, node.memory_mib),
-                free_gpus=free,
-                usd_per_gpu_h=per_gpu_h,
-                spot=node.lifecycle == NodeLifecycle.SPOT,
-            )
+        node_in = NodeIn(
+            id=node.pk,
+            name=node.name,
+            location=location.key,
+            provider_kind=kind,
+            region=node.site.name if kind == ProviderKind.ONPREM else node.site.region,
+            gpu_model=gpu_key(node.gpu_name),
+            gpu_memory_mib=node_gpu_memory_mib(node.gpu_name, node.memory_mib),
+            free_gpus=max(free, 0),
+            usd_per_gpu_h=per_gpu_h,
+            spot=node.lifecycle == NodeLifecycle.SPOT,
         )
+        priced[node.pk] = node_in
+        if free > 0:
+            nodes.append(node_in)
     offers = offer_ins(book=book, providers=providers)
     network = TariffNetwork(
         tariff=EgressTariff.load(day=day), locations=locations, unpriceable_infeasible=unpriceable_infeasible
     )
     return FleetInputs(
-        nodes=nodes, offers=offers, network=network, node_rows={n.pk: n for n in rows}, energy_basis=energy_basis
+        nodes=nodes,
+        offers=offers,
+        network=network,
+        node_rows={n.pk: n for n in rows},
+        energy_basis=energy_basis,
+        priced_nodes=priced,
     )
 
 

@@ -22,6 +22,7 @@ from billing.choices import EgressCause
 from billing.models import EgressRecord
 from billing.rates import EgressRateMissing, location_class
 from fleet.choices import NodeLifecycle, NodeState, ProviderKind
+from scheduler import quotas
 from scheduler.choices import JobState, LaunchStatus, TargetKind
 from scheduler.datasets import TariffNetwork
 from scheduler.inputs import FleetInputs, dataset_ins, fleet_inputs, job_in
@@ -52,6 +53,7 @@ class PlaceReport:
     launches: int = 0
     method: str = "auto"
     skipped: str = ""  # why the run did nothing (another run held the placement lock); empty when it ran
+    reclaimed: list[int] = field(default_factory=list)  # jobs re-queued to give borrowed GPUs back (quotas)
     # Offer placements whose live launch the caller enqueues (launch status "none": live mode); not in as_dict.
     launch_ids: list[int] = field(default_factory=list)
 
@@ -63,6 +65,7 @@ class PlaceReport:
             "launches": self.launches,
             "method": self.method,
             "skipped": self.skipped,
+            "reclaimed": self.reclaimed,
         }
 
 
@@ -155,25 +158,37 @@ def jobs_place(*, job_ids: list[int] | None = None, now: datetime | None = None,
             report.skipped = PLACE_SKIPPED
             logger.info("placement run skipped: %s", PLACE_SKIPPED)
             return report
-        pending = (
-            Job.objects.filter(state=JobState.PENDING)
-            .select_related("team", "project")
-            .select_for_update(skip_locked=True, of=("self",))
-        )
-        if job_ids is not None:
-            pending = pending.filter(pk__in=job_ids)
-        jobs = list(pending.order_by("pk"))
-        if not jobs:
-            return report
-        links = Job.datasets.through.objects.filter(job_id__in=[j.pk for j in jobs]).values_list("job_id", "dataset_id")
-        job_dataset_ids: dict[int, list[int]] = defaultdict(list)
-        for job_id, dataset_id in links:
-            job_dataset_ids[job_id].append(dataset_id)
-        wanted = {pk for ids in job_dataset_ids.values() for pk in ids}
-        datasets, locations = dataset_ins(Dataset.objects.filter(pk__in=wanted).select_related("site__provider"))
-        providers = launch_providers()
-        inputs = fleet_inputs(now=now, extra_locations=locations, providers=providers, unpriceable_infeasible=True)
-        job_inputs = [job_in(job, tuple(sorted(job_dataset_ids[job.pk]))) for job in jobs]
+        _place_pending(report=report, job_ids=job_ids, now=now, method=method, reclaim=True)
+    logger.info("placed %d jobs, %d unplaced", len(report.placed), len(report.unplaced))
+    return report
+
+
+def _place_pending(*, report: PlaceReport, job_ids: list[int] | None, now, method: str, reclaim: bool) -> None:
+    """The body of a placement run, under its lock: decide the pending jobs and write what was chosen into the
+    database and ``report``. With quotas, first reclaims borrowed GPUs for jobs within their guarantee when that
+    lets them fit (``scheduler.quotas``), then decides again once (``reclaim`` False)."""
+    pending = (
+        Job.objects.filter(state=JobState.PENDING)
+        .select_related("team", "project")
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    if job_ids is not None:
+        pending = pending.filter(pk__in=job_ids)
+    jobs = list(pending.order_by("pk"))
+    if not jobs:
+        return
+    links = Job.datasets.through.objects.filter(job_id__in=[j.pk for j in jobs]).values_list("job_id", "dataset_id")
+    job_dataset_ids: dict[int, list[int]] = defaultdict(list)
+    for job_id, dataset_id in links:
+        job_dataset_ids[job_id].append(dataset_id)
+    wanted = {pk for ids in job_dataset_ids.values() for pk in ids}
+    datasets, locations = dataset_ins(Dataset.objects.filter(pk__in=wanted).select_related("site__provider"))
+    providers = launch_providers()
+    inputs = fleet_inputs(now=now, extra_locations=locations, providers=providers, unpriceable_infeasible=True)
+    job_inputs = [job_in(job, tuple(sorted(job_dataset_ids[job.pk]))) for job in jobs]
+    usage = quotas.usage_load(node_models={n.id: n.gpu_model for n in inputs.priced_nodes.values()})
+    preemptible: set[int] = set()
+    if not usage.quotas:  # no quota anywhere: the whole batch at once, as before quotas
         result = place_batch(
             job_inputs,
             nodes=inputs.nodes,
@@ -182,37 +197,73 @@ def jobs_place(*, job_ids: list[int] | None = None, now: datetime | None = None,
             network=inputs.network,
             method=method,
         )
-        by_id = {job.pk: job for job in jobs}
-        placements, decisions = [], []
-        for job_id, decision in sorted(result.decisions.items()):
-            job = by_id[job_id]
-            job_datasets = [datasets[pk] for pk in sorted(job_dataset_ids[job_id]) if pk in datasets]
-            placement = _placement_build(job=job, decision=decision, inputs=inputs, job_datasets=job_datasets, now=now)
-            placements.append(placement)
-            decisions.append(decision)
-            job.state, job.pending_reason = JobState.PLACED, ""
-        Placement.objects.bulk_create(placements)
-        # The launch call carries an idempotency token derived from the placement's id, so it is built once saved.
-        offers = [p for p in placements if p.target_kind == TargetKind.OFFER]
-        for placement in offers:
-            placement_launch_prepare(placement=placement, providers=providers)
-        if offers:
-            Placement.objects.bulk_update(offers, ["launch_request", "launch_status"])
-        records = []
-        for placement, decision in zip(placements, decisions, strict=True):
-            records += _egress_planned(
-                placement=placement, job=placement.job, chosen=decision.chosen, network=inputs.network, now=now
+    else:
+        team_of = {job.pk: job.team_id for job in jobs}
+        plan = quotas.quota_place_batch(
+            job_inputs, team_of=team_of, usage=usage, inputs=inputs, datasets=datasets, method=method
+        )
+        if reclaim:
+            names = {job.team_id: job.team.name for job in jobs}
+            victims = quotas.reclaim_victims(
+                plan, team_of=team_of, team_names=names, usage=usage, inputs=inputs, datasets=datasets
             )
-        EgressRecord.objects.bulk_create(records)
-        for job_id, reason in result.unplaced.items():
-            by_id[job_id].pending_reason = reason[:500]
-        Job.objects.bulk_update(jobs, ["state", "pending_reason"])
-        report.placed = sorted(result.decisions)
-        report.unplaced = dict(sorted(result.unplaced.items()))
-        report.launches = len(offers)
-        report.launch_ids = [p.pk for p in offers if p.launch_status == LaunchStatus.NONE]
-    logger.info("placed %d jobs, %d unplaced", len(report.placed), len(report.unplaced))
-    return report
+            if victims and _reclaim(victims, report=report):
+                again = None if job_ids is None else sorted(set(job_ids) | set(report.reclaimed))
+                _place_pending(report=report, job_ids=again, now=now, method=method, reclaim=False)
+                return
+        result, preemptible = plan.result, plan.preemptible
+    by_id = {job.pk: job for job in jobs}
+    placements, decisions = [], []
+    for job_id, decision in sorted(result.decisions.items()):
+        job = by_id[job_id]
+        job_datasets = [datasets[pk] for pk in sorted(job_dataset_ids[job_id]) if pk in datasets]
+        placement = _placement_build(job=job, decision=decision, inputs=inputs, job_datasets=job_datasets, now=now)
+        placement.preemptible = job_id in preemptible
+        placements.append(placement)
+        decisions.append(decision)
+        job.state, job.pending_reason = JobState.PLACED, ""
+    Placement.objects.bulk_create(placements)
+    # The launch call carries an idempotency token derived from the placement's id, so it is built once saved.
+    offers = [p for p in placements if p.target_kind == TargetKind.OFFER]
+    for placement in offers:
+        placement_launch_prepare(placement=placement, providers=providers)
+    if offers:
+        Placement.objects.bulk_update(offers, ["launch_request", "launch_status"])
+    records = []
+    for placement, decision in zip(placements, decisions, strict=True):
+        records += _egress_planned(
+            placement=placement, job=placement.job, chosen=decision.chosen, network=inputs.network, now=now
+        )
+    EgressRecord.objects.bulk_create(records)
+    for job_id, reason in result.unplaced.items():
+        by_id[job_id].pending_reason = reason[:500]
+    Job.objects.bulk_update(jobs, ["state", "pending_reason"])
+    report.placed = sorted(result.decisions)
+    report.unplaced = dict(sorted(result.unplaced.items()))
+    report.launches = len(offers)
+    report.launch_ids = [p.pk for p in offers if p.launch_status == LaunchStatus.NONE]
+
+
+def _reclaim(victims: dict[int, str], *, report: PlaceReport) -> int:
+    """Re-queue the reclaimed placements (their jobs' rows locked first, still placed); returns how many went."""
+    placements = dict(
+        Placement.objects.filter(pk__in=list(victims), active=True).values_list("pk", "job_id").order_by("pk")
+    )
+    locked = set(
+        Job.objects.select_for_update()
+        .filter(pk__in=list(placements.values()), state=JobState.PLACED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for placement_id, job_id in placements.items():
+        if job_id in locked:
+            by_reason[victims[placement_id]].append(placement_id)
+    moved = sum(placements_requeue(placement_ids=ids, reason=reason) for reason, ids in by_reason.items())
+    report.reclaimed = sorted(job_id for job_id in placements.values() if job_id in locked)
+    if moved:
+        logger.info("reclaimed borrowed GPUs: re-queued jobs %s", report.reclaimed)
+    return moved
 
 
 def job_what_if(*, data: dict, now: datetime | None = None) -> tuple[list, dict[int, DatasetIn]]:

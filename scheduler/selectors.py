@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet
 
 from fleet.scoping import team_scope
 from scheduler.choices import JobState
-from scheduler.models import Dataset, Job, Placement, PlaceRun
+from scheduler.models import Dataset, Job, Placement, PlaceRun, TeamQuota
 from scheduler.placements import PlaceReport
+from scheduler.quotas import usage_load
 
 QUEUE_ROWS_MAX = 200
 # Jobs and placements are team-scoped (fleet.scoping): every page and partial read of them is restricted with
@@ -92,12 +94,13 @@ def place_report_visible(report: PlaceReport, *, user) -> PlaceReport:
     run's count)."""
     if team_scope(user) is None:
         return report
-    ids = set(report.placed) | set(report.unplaced)
+    ids = set(report.placed) | set(report.unplaced) | set(report.reclaimed)
     visible = set(Job.objects.filter(pk__in=ids).restrict(user).values_list("pk", flat=True))
     return replace(
         report,
         placed=[pk for pk in report.placed if pk in visible],
         unplaced={pk: reason for pk, reason in report.unplaced.items() if pk in visible},
+        reclaimed=[pk for pk in report.reclaimed if pk in visible],
     )
 
 
@@ -111,5 +114,46 @@ def place_run_report(run: PlaceRun, *, user) -> dict | None:
         launches=run.report["launches"],
         method=run.report["method"],
         skipped=run.report["skipped"],
+        reclaimed=list(run.report.get("reclaimed", [])),
     )
     return place_report_visible(report, user=user).as_dict()
+
+
+@dataclass
+class QuotaRow:
+    """A team quota with what the team holds of it now, for the queue page and the API."""
+
+    quota: TeamQuota
+    used_gpus: int  # GPUs of its placed and running jobs on existing nodes of the quota's model (or of all)
+    borrowed_gpus: int  # of those, beyond its guarantee
+    share: Decimal | None  # used ÷ (guarantee + borrow); None when both are 0
+
+    @property
+    def share_pct(self) -> Decimal | None:
+        """The share in % (for ``|pct``)."""
+        return None if self.share is None else self.share * 100
+
+
+def quota_rows(*, user=None, quotas: QuerySet[TeamQuota] | None = None) -> list[QuotaRow]:
+    """The quotas ``user`` may see (their teams', for a viewer limited to teams), or the given ones, each with its
+    team's usage (``scheduler.quotas.usage_load``: two queries, three with placements)."""
+    if quotas is None:
+        quotas = TeamQuota.objects.restrict(user) if user is not None else TeamQuota.objects.all()
+        quotas = quotas.select_related("team").order_by("team__name", "gpu_model", "pk")
+    rows = list(quotas)
+    if not rows:
+        return []
+    usage = usage_load()
+    out = []
+    for quota in rows:
+        used = usage.used[quota.team_id, quota.gpu_model]
+        cap = quota.guaranteed_gpus + quota.borrow_limit_gpus
+        out.append(
+            QuotaRow(
+                quota=quota,
+                used_gpus=used,
+                borrowed_gpus=max(used - quota.guaranteed_gpus, 0),
+                share=(Decimal(used) / cap).quantize(Decimal("0.0001")) if cap else None,
+            )
+        )
+    return out

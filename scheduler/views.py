@@ -23,9 +23,14 @@ def _is_partial(request) -> bool:
 
 
 def _queue_context(request) -> dict:
-    """The queue of the jobs the user may see (their teams' only, for a viewer limited to teams)."""
+    """The queue of the jobs the user may see (their teams' only, for a viewer limited to teams), and the quotas
+    of those teams with their usage."""
     queue = selectors.job_queue(user=request.user)
-    return {"queue": queue, "live": bool(queue.pending or queue.placed or queue.running)}
+    return {
+        "queue": queue,
+        "quotas": selectors.quota_rows(user=request.user),
+        "live": bool(queue.pending or queue.placed or queue.running),
+    }
 
 
 def scheduler(request):

@@ -103,7 +103,8 @@ def hostile_api(fuzz_headers):
     from billing.models import Discount
     from devtools.demo.billing import demo_budgets_seed, demo_prices_seed, demo_reports_seed
     from devtools.demo.scheduler import demo_scheduler_seed
-    from fleet.models import PromQLSource, Provider, Site
+    from fleet.models import PromQLSource, Provider, Site, Team
+    from scheduler.models import TeamQuota
     from scheduler.placements import jobs_place
 
     demo_prices_seed()
@@ -111,6 +112,7 @@ def hostile_api(fuzz_headers):
     demo_reports_seed()
     demo_scheduler_seed()
     jobs_place()  # placements and their planned egress records
+    TeamQuota.objects.create(team=Team.objects.order_by("pk").first(), gpu_model="H100")  # after placing: no cap
     Discount.objects.create(provider=Provider.objects.order_by("pk").first(), percent=10, effective_from="2024-01-01")
     PromQLSource.objects.create(name="thanos", site=Site.objects.order_by("pk").first(), url="http://127.0.0.1:9/")
     client = APIClient()

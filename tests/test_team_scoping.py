@@ -35,7 +35,7 @@ from config.api_urls import router
 from core.choices import Role
 from fleet.choices import NodeLifecycle
 from fleet.scoping import TeamScopedQuerySet, TeamScopedViewMixin, team_scope
-from scheduler.models import Job, Placement
+from scheduler.models import Job, Placement, TeamQuota
 from tests.factories import NodeFactory, ProjectFactory, SiteFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +52,7 @@ SCOPED_API = {
     "job": "job",
     "placement": "placement",
     "commitment": "commitment",
+    "teamquota": "quota",
 }
 # Pages and actions of one row: (URL name, the row's key in the world); a viewer may read them all.
 SCOPED_DETAILS = [
@@ -158,6 +159,7 @@ def _team_rows(*, team, name: str, compute: str) -> dict:
         "delivery": delivery,
         "job": job,
         "placement": placement,
+        "quota": TeamQuota.objects.create(team=team, gpu_model="H100"),
     }
 
 

@@ -217,6 +217,9 @@ class PlaceReportSerializer(serializers.Serializer):
     launches = serializers.IntegerField()
     method = serializers.CharField()
     skipped = serializers.CharField(help_text="Why the run did nothing (another run in progress); empty if it ran.")
+    reclaimed = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Jobs re-queued to give borrowed GPUs back."
+    )
 
 
 class PlaceRunSerializer(serializers.ModelSerializer):
@@ -259,6 +262,7 @@ class PlacementSerializer(serializers.ModelSerializer):
             "instance_type",
             "instance_count",
             "spot",
+            "preemptible",
             "usd_per_h",
             "compute_usd",
             "egress_usd",

@@ -1,6 +1,6 @@
 """Routes of the scheduler API, registered on the project's /api/v1/ router."""
 
-from scheduler.api import views
+from scheduler.api import quotas, views
 
 # Non-viewset endpoints (summaries, CSV exports, verbs), mounted under /api/v1/.
 urlpatterns = []
@@ -12,3 +12,4 @@ def register(router) -> None:
     router.register("jobs", views.JobViewSet)
     router.register("placements", views.PlacementViewSet)
     router.register("place-runs", views.PlaceRunViewSet)
+    router.register("quotas", quotas.TeamQuotaViewSet)

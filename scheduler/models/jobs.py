@@ -99,6 +99,9 @@ class Placement(models.Model):
     instance_type = models.CharField(max_length=64, blank=True)
     instance_count = models.PositiveSmallIntegerField(default=1)
     spot = models.BooleanField(default=False)
+    preemptible = models.BooleanField(
+        default=False, help_text="On GPUs borrowed beyond the team's guarantee: reclaimed first when others wait."
+    )
     usd_per_h = models.DecimalField(**money)
     compute_usd = models.DecimalField(**money)
     egress_usd = models.DecimalField(**money)

@@ -223,7 +223,7 @@ class Context:
         (the solver needs those; a node dearer than an unlimited offer is never worth its capacity).
         """
         signature = (job.gpu_model, job.min_gpu_memory_mib, job.gpu_count, job.spot_allowed)
-        signature += (job.allowed_providers, job.allowed_regions, job.max_usd_per_h)
+        signature += (job.allowed_providers, job.allowed_regions, job.max_usd_per_h, job.use_nodes)
         targets = self._targets.get(signature)
         if targets is None:
             targets = self._targets[signature] = self._targets_for(job)
@@ -253,7 +253,7 @@ class Context:
         (micro-dollars per hour, kind, location, tie, index, instance count)."""
         gpus, cap = job.gpu_count, job.max_usd_per_h
         targets = []
-        for p in self._pool_indexes(job):
+        for p in self._pool_indexes(job) if job.use_nodes else ():
             pool = self.pools[p]
             if pool.max_free < gpus or not self._allowed(job, pool.provider_kind, pool.region):
                 continue

@@ -31,6 +31,7 @@ class JobIn:
     ``gpu_model`` is a catalogue key (``H100``); ``None`` with ``min_gpu_memory_mib`` set means any GPU with at
     least that much memory. ``allowed_providers`` / ``allowed_regions`` empty means any; a region matches a cloud
     region or an on-prem site name. ``order`` (submission order) breaks every tie, so results are deterministic.
+    ``use_nodes`` False: only cloud offers (its team's quota leaves it no GPUs of the existing nodes).
     """
 
     id: int
@@ -46,6 +47,7 @@ class JobIn:
     allowed_providers: frozenset[str] = frozenset()
     allowed_regions: frozenset[str] = frozenset()
     order: int = 0
+    use_nodes: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
