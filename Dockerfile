@@ -12,6 +12,7 @@ COPY core ./core
 COPY fleet ./fleet
 COPY billing ./billing
 COPY scheduler ./scheduler
+COPY audit ./audit
 COPY dashboard ./dashboard
 COPY devtools ./devtools
 RUN pip install -c constraints.txt .
@@ -26,5 +27,6 @@ RUN DEBUG=false SECRET_KEY=build-only-placeholder-build-only-placeholder-build-o
 
 USER fleetdeck
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--timeout", "60", \
+CMD ["gunicorn", "config.wsgi", "--config", "python:config.gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--threads", "4", "--timeout", "60", \
      "--graceful-timeout", "30", "--access-logfile", "-"]

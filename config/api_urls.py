@@ -1,5 +1,6 @@
 """The versioned REST API: one router over every app's viewsets."""
 
+from audit.api.urls import urlpatterns as audit_urlpatterns
 from billing.api.urls import register as register_billing
 from billing.api.urls import urlpatterns as billing_urlpatterns
 from core.api.routers import IdRouter
@@ -13,4 +14,6 @@ register_fleet(router)
 register_billing(router)
 register_scheduler(router)
 
-urlpatterns = fleet_telemetry.urlpatterns + billing_urlpatterns + scheduler_urlpatterns + router.urls
+urlpatterns = (
+    fleet_telemetry.urlpatterns + billing_urlpatterns + scheduler_urlpatterns + audit_urlpatterns + router.urls
+)

@@ -7,6 +7,7 @@ broker under ``FLEETDECK_DATA_DIR``. Production (``DEBUG`` off, the default) ref
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -107,15 +108,19 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "pgtrigger",
+    "pghistory",
     "core",
     "fleet",
     "billing",
     "scheduler",
+    "audit",  # the audit trail: pghistory event tables and the Changes page (docs/audit.md)
     "dashboard",
     "devtools",  # development tooling: the demo's seed, simulator and emulators, benchmarks (no models)
 ]
 
 MIDDLEWARE = [
+    "core.metrics.RequestMetricsMiddleware",  # first: /metrics' request latency includes the other middleware
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -123,6 +128,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.LoginRequiredMiddleware",
+    # Who changed what, through which interface: the audit trail's context for writes (audit.context).
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -202,6 +209,41 @@ FLEETDECK_API_PATH_PREFIXES = ("/api/v1/", "/api/schema/")
 API_TOKEN_DEFAULT_EXPIRY = timedelta(days=env_int("API_TOKEN_DEFAULT_EXPIRY_DAYS", 90))
 # Writing last_used on every request would make each API call a write; once a minute is enough to audit.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+# --- single sign-on (OpenID Connect, mozilla-django-oidc): on when OIDC_RP_CLIENT_ID is set; docs/sso.md --------
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "")  # when set, the ID token's iss must be it
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_VERIFY_KID = env_bool("OIDC_VERIFY_KID", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_S", 10)
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")  # else the e-mail
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
+OIDC_ADMIN_GROUPS = env_list("OIDC_ADMIN_GROUPS")
+OIDC_OPERATOR_GROUPS = env_list("OIDC_OPERATOR_GROUPS")
+OIDC_VIEWER_GROUPS = env_list("OIDC_VIEWER_GROUPS")
+OIDC_DEFAULT_ROLE = os.environ.get("OIDC_DEFAULT_ROLE", "")  # empty: a user in no role group is refused
+OIDC_TEAM_GROUP_PREFIX = os.environ.get("OIDC_TEAM_GROUP_PREFIX", "team:")
+OIDC_LOCAL_LOGIN = env_bool("OIDC_LOCAL_LOGIN", True)  # false: only admins may still log in with a password
+OIDC_CALLBACK_CLASS = "core.oidc_views.OIDCCallbackView"
+OIDC_AUTHENTICATE_CLASS = "core.oidc_views.OIDCAuthenticateView"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+if OIDC_RP_CLIENT_ID:
+    _endpoints = {"AUTHORIZATION": OIDC_OP_AUTHORIZATION_ENDPOINT, "TOKEN": OIDC_OP_TOKEN_ENDPOINT}
+    _endpoints |= {"USER": OIDC_OP_USER_ENDPOINT, "JWKS": OIDC_OP_JWKS_ENDPOINT}
+    if _missing := [f"OIDC_OP_{name}_ENDPOINT" for name, url in _endpoints.items() if not url]:
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set, so single sign-on needs {', '.join(_missing)}.")
+    if OIDC_DEFAULT_ROLE not in ("", "viewer", "operator", "admin"):
+        raise ImproperlyConfigured(f"OIDC_DEFAULT_ROLE={OIDC_DEFAULT_ROLE!r}: use viewer, operator, admin or nothing.")
+    AUTHENTICATION_BACKENDS.insert(1, "fleet.oidc.FleetdeckOIDCBackend")  # after axes, before passwords
+# Refused single sign-ons are no password guesses, and all lack a user name: axes must not count them (core.oidc).
+AXES_WHITELIST_CALLABLE = "core.oidc.axes_exempts_sso_callback"
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------------------------------------
 # Pages load scripts and styles from this site's static files only: no inline script or style, no plugins, never
@@ -384,6 +426,26 @@ SCHEDULER_GCP_IMAGE = os.environ.get("SCHEDULER_GCP_IMAGE", "")
 # this: a short monitoring blip does not move placements (stopped and terminated nodes re-queue at once).
 SCHEDULER_REQUEUE_GRACE_S = env_int("SCHEDULER_REQUEUE_GRACE_S", 300)
 
+# --- audit trail (audit/, docs/audit.md) ---------------------------------------------------------------------
+# Database triggers record every change of the tracked models; pgtrigger installs them after every migrate
+# (they are not in migrations, so no other app gets a migration for being audited).
+PGTRIGGER_MIGRATIONS = False
+PGTRIGGER_INSTALL_ON_MIGRATE = True
+# Changes older than this are purged daily; 0 keeps them forever.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+if AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(f"AUDIT_RETENTION_DAYS={AUDIT_RETENTION_DAYS}: use 0 (keep forever) or more days.")
+
+# --- the app's own metrics (GET /metrics for Prometheus; docs/metrics.md) -----------------------------------
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # when set, a scraper sends "Authorization: Bearer <it>"
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")  # client CIDRs; empty: any
+METRICS_TRUST_X_FORWARDED_FOR = env_bool("METRICS_TRUST_X_FORWARDED_FOR", False)  # only behind a proxy that sets it
+try:
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_exc}; use CIDRs such as 10.0.0.0/8,::1/128.") from None
+
 # --- email -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
@@ -403,7 +465,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Container and load-balancer health checks speak plain HTTP to the process itself.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # probes and Prometheus scrape the web port inside
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
@@ -421,5 +483,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # django-axes logs every login at INFO; its warnings (failures, lockouts) are what operators need.
-    "loggers": {"pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    # pgtrigger logs each trigger it installs after every migrate (75 lines); its warnings are what matter.
+    "loggers": {"pgserver": {"level": "WARNING"}, "axes": {"level": "WARNING"}, "pgtrigger": {"level": "WARNING"}},
 }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("fleet.urls")),
     path("", include("billing.urls")),
     path("", include("scheduler.urls")),
+    path("", include("audit.urls")),
     path("", include("dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

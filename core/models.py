@@ -1,4 +1,4 @@
-"""API tokens and background-process heartbeats."""
+"""API tokens, background-process heartbeats and single sign-on identities."""
 
 from __future__ import annotations
 
@@ -53,3 +53,22 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component}:{self.name}" if self.name else self.component
+
+
+class OIDCIdentity(models.Model):
+    """The single sign-on identity (the provider's issuer and subject) a user was created for (core.oidc)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity")
+    issuer = models.CharField(max_length=255, help_text="The provider's iss claim.")
+    subject = models.CharField(max_length=255, help_text="The provider's sub claim: stable, unlike user names.")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "OIDC identity"
+        verbose_name_plural = "OIDC identities"
+        constraints = [
+            models.UniqueConstraint(fields=("issuer", "subject"), name="%(app_label)s_%(class)s_unique_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"

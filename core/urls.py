@@ -1,12 +1,15 @@
-"""URLs of the shell: login, logout and API tokens."""
+"""URLs of the shell: login (password and single sign-on), logout and API tokens."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from core import views
+from core import oidc_views, views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="core/login.html"), name="login"),
+    path("login/", oidc_views.LoginView.as_view(), name="login"),
+    # /oidc/authenticate/ and /oidc/callback/ (the redirect URI to register at the provider); the views are
+    # core.oidc_views' (settings OIDC_AUTHENTICATE_CLASS, OIDC_CALLBACK_CLASS).
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tokens/", views.token_list, name="token-list"),
     path("tokens/<int:pk>/delete/", views.token_delete, name="token-delete"),

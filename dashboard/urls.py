@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from dashboard import views
+from dashboard import metrics_access, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("metrics", metrics_access.metrics, name="metrics"),
 ]

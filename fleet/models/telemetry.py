@@ -129,6 +129,11 @@ class TelemetrySourceHealth(models.Model):
     rate_per_s = models.FloatField(null=True, blank=True, help_text="Samples stored per second, lately.")
     rate_window_start = models.DateTimeField(null=True, blank=True)
     rate_window_samples = models.PositiveBigIntegerField(default=0)
+    # How long its runs took (scrape shards time theirs; the other kinds leave these at zero): the app's /metrics
+    # exposes duration_total_s / duration_runs as a summary, so Prometheus can rate() the mean run time.
+    duration_last_s = models.FloatField(null=True, blank=True, help_text="Seconds the last timed run took.")
+    duration_total_s = models.FloatField(default=0.0, help_text="Seconds all timed runs took, added up.")
+    duration_runs = models.PositiveBigIntegerField(default=0, help_text="Runs that were timed.")
 
     class Meta:
         ordering = ("kind", "name")

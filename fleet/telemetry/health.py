@@ -22,9 +22,9 @@ RATE_WINDOW_S = 60  # the rate is samples per second over a window of at least t
 UPSERT_SQL = """
 INSERT INTO fleet_telemetrysourcehealth AS h (
     kind, name, last_run_at, last_ok_at, last_error, runs, late_runs, failed_runs, samples_total, samples_last, lag_s,
-    rate_window_start, rate_window_samples
+    rate_window_start, rate_window_samples, duration_last_s, duration_total_s, duration_runs
 ) VALUES (%(kind)s, %(name)s, %(now)s, %(ok_at)s, %(error)s, 1, %(late)s, %(failed)s, %(samples)s, %(samples)s,
-          %(lag_s)s, %(now)s, %(samples)s)
+          %(lag_s)s, %(now)s, %(samples)s, %(duration_s)s, COALESCE(%(duration_s)s, 0), %(timed)s)
 ON CONFLICT (kind, name) DO UPDATE SET
     rate_per_s = CASE WHEN EXCLUDED.last_run_at - h.rate_window_start >= %(window)s
         THEN h.rate_window_samples / extract(epoch FROM EXCLUDED.last_run_at - h.rate_window_start)
@@ -41,7 +41,10 @@ ON CONFLICT (kind, name) DO UPDATE SET
     failed_runs = h.failed_runs + EXCLUDED.failed_runs,
     samples_total = h.samples_total + EXCLUDED.samples_total,
     samples_last = EXCLUDED.samples_last,
-    lag_s = COALESCE(EXCLUDED.lag_s, h.lag_s)
+    lag_s = COALESCE(EXCLUDED.lag_s, h.lag_s),
+    duration_last_s = COALESCE(EXCLUDED.duration_last_s, h.duration_last_s),
+    duration_total_s = h.duration_total_s + EXCLUDED.duration_total_s,
+    duration_runs = h.duration_runs + EXCLUDED.duration_runs
 """
 
 
@@ -56,6 +59,7 @@ class SourceRun:
     error: str = ""
     late: bool = False
     newest_sample_at: datetime | None = None  # its newest stored sample: lag = now - this
+    duration_s: float | None = None  # how long the run took, when the source times its runs (scrape shards)
 
 
 def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None:
@@ -76,6 +80,8 @@ def source_health_record(run: SourceRun, *, now: datetime | None = None) -> None
                 "samples": max(0, int(run.samples)),
                 "lag_s": max(0.0, lag_s) if lag_s is not None else None,
                 "window": timedelta(seconds=RATE_WINDOW_S),
+                "duration_s": max(0.0, float(run.duration_s)) if run.duration_s is not None else None,
+                "timed": int(run.duration_s is not None),
             },
         )
 

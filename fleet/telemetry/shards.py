@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -125,13 +126,21 @@ def shard_poll(
             if cache.get(_done_key(slot, index, count)):
                 logger.warning("scrape shard %s of slot %s already stored; skipping this one", name, slot)
                 return None
+            started = time.monotonic()
             try:
                 report = telemetry_poll(node_ids=list(node_ids), now=now, scheduled_at=scheduled_at)
             except Exception as exc:
-                _record(
-                    SourceRun(TelemetrySourceKind.SCRAPE_SHARD, name, ok=False, error=_failure(exc), late=late), now
+                failed = SourceRun(
+                    TelemetrySourceKind.SCRAPE_SHARD,
+                    name,
+                    ok=False,
+                    error=_failure(exc),
+                    late=late,
+                    duration_s=time.monotonic() - started,
                 )
+                _record(failed, now)
                 raise
+            duration_s = time.monotonic() - started
             interval = settings.TELEMETRY_POLL_INTERVAL_S
             cache.set(_done_key(slot, index, count), 1, timeout=interval * DONE_MARKER_INTERVALS)
             ok, error = _outcome(report)
@@ -143,6 +152,7 @@ def shard_poll(
                 error=error,
                 late=late,
                 newest_sample_at=report.slot if report.gpus_seen else None,
+                duration_s=duration_s,
             )
             _record(run, now)
             return report

@@ -111,6 +111,7 @@ def pages(fleet: Fleet) -> list[tuple[str, str, str, str]]:
         ("scheduler", "/scheduler/", "main h1", "Scheduler"),
         ("job-detail", f"/scheduler/jobs/{fleet.job.pk}/", "main h1", fleet.job.name),
         ("place-run", f"/scheduler/place-runs/{fleet.run.pk}/", "main h1", f"Placement run #{fleet.run.pk}"),
+        ("changes", "/changes/", "main h1", "Changes"),
         ("tokens", "/tokens/", "main h1", "API tokens"),
         ("api-docs", "/api/docs/", ".info h1.title", "Fleetdeck API"),  # Swagger UI's own page and styles
         ("login", "/login/", "main h1", "Log in"),
@@ -211,7 +212,7 @@ def test_the_phone_menu_reads_without_javascript(chromium, live_server, make_use
         page = context.new_page()
         log_in(page, live_server)
         links = page.locator("header.topbar a, header.topbar button")
-        expect(links).to_have_count(11)  # the brand, 7 main links, API tokens, Admin, Log out
+        expect(links).to_have_count(12)  # the brand, 8 main links (Changes for an admin), API tokens, Admin, Log out
         for i in range(links.count()):
             box = links.nth(i).bounding_box()
             assert box is not None
