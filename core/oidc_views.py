@@ -30,16 +30,39 @@ STATE_UNKNOWN = (
     "This single sign-on answer does not belong to a sign-in started in this browser, or was already used. "
     "Start again with “Sign in with single sign-on”."
 )
+# The authorisation endpoint's error codes (RFC 6749 4.1.2.1, OpenID Connect Core 3.1.2.6).
+OAUTH_ERRORS = frozenset(
+    [
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+        "login_required",
+        "account_selection_required",
+        "consent_required",
+        "invalid_request_uri",
+        "invalid_request_object",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+    ]
+)
 NO_CODE = f"The identity provider's answer had no authorisation code. {AGAIN}"
 
 
 class FleetdeckAuthenticationForm(AuthenticationForm):
-    """The password form; with single sign-on on and ``OIDC_LOCAL_LOGIN`` off, only admins (break-glass) pass."""
+    """The password form; with single sign-on on and ``OIDC_LOCAL_LOGIN`` off, only admins and superusers
+    (break-glass) pass."""
 
     def confirm_login_allowed(self, user):
         """Refuse a non-admin's password login when local login is reserved for break-glass admins."""
         super().confirm_login_allowed(user)
-        if sso_enabled() and not settings.OIDC_LOCAL_LOGIN and not user.groups.filter(name=Role.ADMIN).exists():
+        admin = user.is_superuser or user.groups.filter(name=Role.ADMIN).exists()
+        if sso_enabled() and not settings.OIDC_LOCAL_LOGIN and not admin:
             raise forms.ValidationError(
                 "Password login is reserved for administrators here: use “Sign in with single sign-on”.",
                 code="sso_only",
@@ -56,7 +79,7 @@ class LoginView(auth_views.LoginView):
         """Add whether to show the single sign-on button, and why a password login failed."""
         context = super().get_context_data(**kwargs, sso_enabled=sso_enabled())
         form = context["form"]
-        if form.has_error(NON_FIELD_ERRORS, "sso_only") or form.has_error(NON_FIELD_ERRORS, "inactive"):
+        if form.has_error(NON_FIELD_ERRORS, "sso_only"):
             context["login_error"] = form.non_field_errors()[0]
         elif form.errors:
             context["login_error"] = "Your user name and password did not match. Please try again."
@@ -89,12 +112,26 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
         """Check the state and sign in (mozilla-django-oidc); a state this session never issued is a failure."""
         if not sso_enabled():
             raise Http404("Single sign-on is not configured.")
+        if request.GET.get("error") and not self.state_issued():
+            # Anyone can link here, and some providers drop the state on an error: an answer this session cannot
+            # tie to its sign-in neither logs the user out (the library would) nor puts the link's free text on
+            # our login page; only a standard OAuth error code is named.
+            error = request.GET["error"]
+            logger.warning("single sign-on error answer without a known state: %s", one_line(error, 60))
+            self.failure_message = (
+                f"The identity provider did not sign you in ({error})." if error in OAUTH_ERRORS else STATE_UNKNOWN
+            )
+            return self.login_failure()
         try:
             return super().get(request)
         except SuspiciousOperation as exc:  # raised only for a state not in the session
             logger.warning("single sign-on callback refused: %s", exc)
             self.failure_message = STATE_UNKNOWN
             return self.login_failure()
+
+    def state_issued(self) -> bool:
+        """Whether the answer's ``state`` is one this session issued and has not used yet."""
+        return self.request.GET.get("state", "") in self.request.session.get("oidc_states", {})
 
     def login_failure(self):
         """Back to the login page with the reason as an error message."""

@@ -4,7 +4,9 @@ Who may scrape (docs/metrics.md): a client address inside METRICS_ALLOWED_NETWOR
 addresses; empty: any address) and, when METRICS_TOKEN is set, ``Authorization: Bearer <token>`` (compared in
 constant time). Outside the networks → 403; token missing → 401; token wrong → 403. With neither a token nor a
 network the endpoint is closed (403), never open. The client address is REMOTE_ADDR; X-Forwarded-For only
-counts when METRICS_TRUST_X_FORWARDED_FOR says a proxy in front sets it (its last entry is then used).
+counts when METRICS_TRUST_X_FORWARDED_FOR says a proxy in front sets it (its last entry is then used);
+otherwise a proxied request (X-Forwarded-For or Forwarded present) is outside every network, so a local
+reverse proxy cannot open the endpoint to the internet.
 
 The answer is the request-latency histogram (core.metrics; every gunicorn process's when
 PROMETHEUS_MULTIPROC_DIR is set) and the figures ``dashboard.metrics.FleetdeckCollector`` reads at scrape time.
@@ -46,11 +48,17 @@ def networks_parse(values) -> list[IPNetwork]:
 
 
 def client_address(request) -> str:
-    """The scraping client's address: REMOTE_ADDR, or X-Forwarded-For's last entry when a setting trusts it."""
+    """The scraping client's address: REMOTE_ADDR, or X-Forwarded-For's last entry when a setting trusts it.
+
+    A request that came through a proxy the settings do not trust has no known address (""): REMOTE_ADDR is the
+    proxy's own, often 127.0.0.1, and must not let every client behind it in.
+    """
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
     if settings.METRICS_TRUST_X_FORWARDED_FOR:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if forwarded:
             return forwarded[-1]
+    elif forwarded or request.META.get("HTTP_FORWARDED"):
+        return ""
     return request.META.get("REMOTE_ADDR", "")
 
 

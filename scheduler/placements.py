@@ -236,7 +236,10 @@ def _place_pending(*, report: PlaceReport, job_ids: list[int] | None, now, metho
         )
     EgressRecord.objects.bulk_create(records)
     for job_id, reason in result.unplaced.items():
-        by_id[job_id].pending_reason = reason[:500]
+        job = by_id[job_id]
+        if job_id in report.reclaimed:  # re-queued by this run's reclaim: why it lost its GPUs, then why it waits
+            reason = f"{job.pending_reason} {reason[:1].upper()}{reason[1:]}"
+        job.pending_reason = reason[:500]
     Job.objects.bulk_update(jobs, ["state", "pending_reason"])
     report.placed = sorted(result.decisions)
     report.unplaced = dict(sorted(result.unplaced.items()))

@@ -39,6 +39,10 @@ SHARE_REASON = (
     "waiting for quota: the idle {what} GPUs went to teams with a lower fair share (usage ÷ weight) first; "
     "{team} uses {used} of its {cap} GPUs of {model} (guarantee {g} + borrow {b})"
 )
+IDLE_REASON = (
+    "waiting for quota: no idle {what} GPUs are left to borrow; "
+    "{team} uses {used} of its {cap} GPUs of {model} (guarantee {g} + borrow {b})"
+)
 RECLAIM_REASON = "Re-queued: its borrowed {model} GPUs were reclaimed for {team}, which is below its guarantee."
 
 
@@ -83,7 +87,8 @@ class Usage:
 
     def add(self, team_id: int, model: str, gpus: int) -> None:
         """Count ``gpus`` more (fewer, when negative) of ``model`` for the team."""
-        self.used[team_id, model] += gpus
+        if model:  # a node of no known model counts once, in the all-models figure
+            self.used[team_id, model] += gpus
         self.used[team_id, ""] += gpus
 
     def add_all(self, team_id: int, models: Iterable[str], gpus: int) -> None:
@@ -251,13 +256,13 @@ def quota_place_batch(
         rest, team_of=team_of, usage=usage, models=plan.models, free=free, node_model=node_model
     )
     placed_rest = run(admitted + [replace(job, use_nodes=False) for job in rest if job.id in held])
-    for job_id, (quota, by_share) in held.items():
+    for job_id, (quota, why) in held.items():
         if job_id in placed_rest.unplaced:
             text = usage.reason(quota)
-            if by_share:
-                models = plan.models[job_id]
-                what = "/".join(sorted(models)) or "GPU"
-                text = SHARE_REASON.format(what=what, **_reason_fields(usage, quota))
+            if why != "cap":
+                what = "/".join(sorted(plan.models[job_id])) or "GPU"
+                template = SHARE_REASON if why == "share" else IDLE_REASON
+                text = template.format(what=what, **_reason_fields(usage, quota))
             plan.result.unplaced[job_id] = text
     return plan
 
@@ -284,7 +289,8 @@ def _fair_share_admit(
     node_model: Mapping[int, str],
 ) -> tuple[list[JobIn], dict[int, tuple[Quota, bool]]]:
     """Borrowers admitted to the idle GPUs lowest share first, and those held back: job id → (the quota that
-    holds it, whether only the idle GPUs ran out (True) or its cap (False))."""
+    holds it, why: "cap" (its guarantee + borrow), "share" (the idle GPUs went to other teams' borrowers first)
+    or "idle" (no idle GPU of its model was left to borrow at all))."""
     idle: dict[str, int] = defaultdict(int)
     for node_id, count in free.items():
         idle[node_model[node_id]] += max(count, 0)
@@ -293,6 +299,7 @@ def _fair_share_admit(
         queues.setdefault(team_of[job.id], deque()).append(job)
     trial = usage.copy()
     admitted, held = [], {}
+    lent: dict[str, set[int]] = defaultdict(set)  # GPU model → teams admitted to borrow it in this run
     while queues:
         team = min(queues, key=lambda t: (trial.share(t, models[queues[t][0].id]), t))
         job = queues[team].popleft()
@@ -301,13 +308,15 @@ def _fair_share_admit(
         job_models_ = models[job.id]
         over = trial.blocking(team, job_models_, job.gpu_count, within_guarantee=False)
         if over is not None:
-            held[job.id] = (over, False)
+            held[job.id] = (over, "cap")
             continue
         fits = sorted((m for m in job_models_ if idle[m] >= job.gpu_count), key=lambda m: (-idle[m], m))
         if not fits:
-            held[job.id] = (trial.applicable(team, job_models_)[0], True)
+            others = any(lent[m] - {team} for m in job_models_)
+            held[job.id] = (trial.applicable(team, job_models_)[0], "share" if others else "idle")
             continue
         idle[fits[0]] -= job.gpu_count
+        lent[fits[0]].add(team)
         trial.add_all(team, job_models_, job.gpu_count)
         admitted.append(job)
     return admitted, held

@@ -133,6 +133,11 @@ class QuotaRow:
         """The share in % (for ``|pct``)."""
         return None if self.share is None else self.share * 100
 
+    @property
+    def fair_share(self) -> Decimal:
+        """Usage ÷ weight: borrowers with the lowest go first (``scheduler.quotas``)."""
+        return (Decimal(self.used_gpus) / self.quota.weight).quantize(Decimal("0.01"))
+
 
 def quota_rows(*, user=None, quotas: QuerySet[TeamQuota] | None = None) -> list[QuotaRow]:
     """The quotas ``user`` may see (their teams', for a viewer limited to teams), or the given ones, each with its
@@ -147,7 +152,7 @@ def quota_rows(*, user=None, quotas: QuerySet[TeamQuota] | None = None) -> list[
     out = []
     for quota in rows:
         used = usage.used[quota.team_id, quota.gpu_model]
-        cap = quota.guaranteed_gpus + quota.borrow_limit_gpus
+        cap = quota.cap_gpus
         out.append(
             QuotaRow(
                 quota=quota,

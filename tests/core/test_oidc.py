@@ -5,6 +5,7 @@ failure back on the login page with its reason."""
 # ruff: noqa: F811 - the provider fixtures are imported from tests.oidc_provider and named as parameters
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -182,15 +183,39 @@ def test_the_provider_refusing_is_shown_with_its_reason(client, sso):
     assert message.startswith("The identity provider did not sign you in (access_denied")
 
 
+def issued_state(client) -> str:
+    """Start a sign-in in ``client``'s session; the state the provider would send back."""
+    location = client.get("/oidc/authenticate/")["Location"]
+    return parse_qs(urlsplit(location).query)["state"][0]
+
+
 def test_a_hostile_error_description_is_one_escaped_line(client, sso):
     response = client.get(
-        "/oidc/callback/", {"error": "x\r\nSet-Cookie: a=b", "error_description": "<script>alert(1)</script>\nnext"}
+        "/oidc/callback/",
+        {
+            "error": "x\r\nSet-Cookie: a=b",
+            "error_description": "<script>alert(1)</script>\nnext",
+            "state": issued_state(client),
+        },
     )
     assert failure(response) == (
         "The identity provider did not sign you in (x Set-Cookie: a=b: <script>alert(1)</script> next)."
     )
     page = client.get(reverse("login")).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+
+
+def test_an_error_link_for_a_sign_in_never_started_neither_logs_out_nor_shows_its_text(client, sso, make_user):
+    client.force_login(make_user("viewer", username="vic"))
+    response = client.get("/oidc/callback/", {"error": "access_denied", "error_description": "Call +1 555 0100"})
+    assert failure(response) == "The identity provider did not sign you in (access_denied)."
+    assert "555" not in client.get(reverse("login")).content.decode()
+    assert client.get(reverse("overview")).status_code == 200  # still logged in
+
+
+def test_an_unknown_error_code_without_a_known_state_names_nothing_from_the_link(client, sso):
+    response = client.get("/oidc/callback/", {"error": "Your account is suspended, call +1 555 0100"})
+    assert "does not belong" in failure(response)
 
 
 def test_a_callback_without_a_code_is_refused(client, sso):

@@ -184,6 +184,12 @@ def test_local_login_off_keeps_it_for_break_glass_admins_only(client, sso, setti
     assert client.post(reverse("login"), {"username": "root", "password": PASSWORD}).status_code == 302
 
 
+def test_local_login_off_keeps_it_for_a_superuser_in_no_role_group(client, sso, settings):
+    settings.OIDC_LOCAL_LOGIN = False
+    get_user_model().objects.create_superuser("breakglass", "bg@example.com", PASSWORD)  # createsuperuser's kind
+    assert client.post(reverse("login"), {"username": "breakglass", "password": PASSWORD}).status_code == 302
+
+
 def test_wrong_password_message_is_unchanged(client, sso, make_user):
     make_user("viewer", username="vic", password=PASSWORD)
     page = client.post(reverse("login"), {"username": "vic", "password": "nope"}).content.decode()

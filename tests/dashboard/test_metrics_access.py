@@ -97,6 +97,20 @@ def test_neither_token_nor_networks_closes_the_endpoint_rather_than_opening_it(c
 
 
 @pytest.mark.django_db
+def test_a_local_reverse_proxy_does_not_open_the_endpoint_to_its_clients(client, settings):
+    # nginx on the same host forwards every outside client from 127.0.0.1: the loopback default must not let
+    # them in. Only a token (or trusting the proxy's X-Forwarded-For) can.
+    assert settings.METRICS_ALLOWED_NETWORKS == ["127.0.0.1/32", "::1/128"]
+    assert get(client, addr="127.0.0.1").status_code == 200
+    assert get(client, addr="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 403
+    assert get(client, addr="127.0.0.1", HTTP_FORWARDED="for=198.51.100.7").status_code == 403
+    settings.METRICS_ALLOWED_NETWORKS = []
+    settings.METRICS_TOKEN = TOKEN
+    proxied = {"HTTP_X_FORWARDED_FOR": "198.51.100.7", "HTTP_AUTHORIZATION": "Bearer " + TOKEN}
+    assert get(client, addr="127.0.0.1", **proxied).status_code == 200
+
+
+@pytest.mark.django_db
 def test_x_forwarded_for_is_ignored_unless_trusted(client, settings):
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     # A client outside cannot get in by claiming an inside address …

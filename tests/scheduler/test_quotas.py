@@ -16,6 +16,7 @@ from scheduler.choices import JobState, TargetKind
 from scheduler.jobs import job_transition
 from scheduler.models import Job, Placement, TeamQuota
 from scheduler.placements import jobs_place
+from scheduler.quotas import Usage
 from scheduler.selectors import quota_rows
 from tests.scheduler.conftest import onprem_node
 
@@ -83,7 +84,8 @@ def test_burst_borrows_then_the_owner_arrives_and_borrowed_gpus_are_reclaimed(fl
         job.refresh_from_db()
         assert job.state == JobState.PENDING
         assert job.pending_reason == (
-            "waiting for quota: the idle H100 GPUs went to teams with a lower fair share (usage ÷ weight) first; "
+            "Re-queued: its borrowed H100 GPUs were reclaimed for product, which is below its guarantee. "
+            "Waiting for quota: no idle H100 GPUs are left to borrow; "  # product holds only its guarantee
             "research uses 8 of its 16 GPUs of H100 (guarantee 8 + borrow 8)"
         )
     # The reclaimed placements went inactive (history kept), their jobs back to the queue.
@@ -219,3 +221,11 @@ def test_a_quota_on_another_model_does_not_govern_h100_jobs(fleet):
     job = onprem_job(fleet, research, "h100", 8)
 
     assert jobs_place().placed == [job.pk]
+
+
+def test_gpus_on_a_node_of_no_known_model_count_once_in_the_all_models_figure():
+    # A node not polled yet has no GPU model (""): its GPUs count in the all-models usage once, not twice.
+    usage = Usage()
+    usage.add(7, "", 2)
+    usage.add(7, "H100", 4)
+    assert dict(usage.used) == {(7, ""): 6, (7, "H100"): 4}

@@ -177,7 +177,7 @@ def test_burst_and_reclaim_through_the_api(scenario, api_client, worker):
     assert place()["reclaimed"] == []  # nothing is borrowed now
     waiting = Job.objects.filter(state="pending").order_by("pk")
     assert [j.name for j in waiting] == ["burst-2", "burst-3"]
-    assert all(j.pending_reason.startswith("waiting for quota: the idle H100 GPUs") for j in waiting)
+    assert all(j.pending_reason.startswith("waiting for quota: no idle H100 GPUs are left to borrow;") for j in waiting)
 
 
 def test_queue_page_shows_usage_and_escapes_hostile_team_names(scenario, client, make_user):
@@ -207,6 +207,7 @@ def test_queue_page_shows_usage_and_escapes_hostile_team_names(scenario, client,
         "2",
         "1.000",
         "100.0 %",
+        "6.00",  # usage ÷ weight
     ]
     assert (
         "waiting for quota: &lt;script&gt;alert(&quot;q&quot;)&lt;/script&gt; uses 6 of its 6 GPUs of H100 "
