@@ -138,12 +138,44 @@ def _field_names(tracked: type[models.Model]) -> dict[str, str]:
     return {f.column: f.name for f in tracked._meta.concrete_fields}
 
 
-def _object_name(event: AuditEvent, tracked: type[models.Model]) -> str:
-    for name in ("name", "username", "slug"):
-        value = getattr(event, name, None)
+NAME_FIELDS = ("name", "username", "slug")
+
+
+def _own_name(row) -> str:
+    """A row's (or event snapshot's) name, user name or slug; "" when it has none."""
+    for name in NAME_FIELDS:
+        value = getattr(row, name, None)
         if isinstance(value, str) and value:
             return value
-    parts = [f"{f.name}={getattr(event, f.attname)}" for f in tracked._meta.concrete_fields if f.is_relation]
+    return ""
+
+
+def _related_names(events: list[AuditEvent]) -> dict[tuple[type[models.Model], Any], str]:
+    """(model, pk) → name of every named row the events' foreign keys point at: one query per related model."""
+    wanted: dict[type[models.Model], set] = {}
+    for event in events:
+        for f in event.pgh_tracked_model._meta.concrete_fields:
+            value = getattr(event, f.attname, None)
+            if f.is_relation and value is not None:
+                wanted.setdefault(f.related_model, set()).add(value)
+    names = {}
+    for model, ids in wanted.items():
+        fields = [n for n in NAME_FIELDS if n in {f.name for f in model._meta.concrete_fields}]
+        if fields:
+            for row in model._base_manager.filter(pk__in=ids).only(*fields):
+                names[(model, row.pk)] = _own_name(row)
+    return names
+
+
+def _object_name(event: AuditEvent, tracked: type[models.Model], related: dict) -> str:
+    """The object's name, else its foreign keys by name (``team=Research``), else ``#pk``."""
+    if own := _own_name(event):
+        return own
+    parts = []
+    for f in tracked._meta.concrete_fields:
+        if f.is_relation:
+            value = getattr(event, f.attname)
+            parts.append(f"{f.name}={related.get((f.related_model, value)) or value}")
     return ", ".join(parts) or f"#{event.pgh_obj_id}"
 
 
@@ -164,7 +196,7 @@ def _diff(event: AuditEvent, tracked: type[models.Model]) -> list[tuple[str, Any
     return rows
 
 
-def _change(event: AuditEvent) -> Change:
+def _change(event: AuditEvent, related: dict) -> Change:
     tracked = event.pgh_tracked_model
     label = tracked._meta.label_lower
     context = event.pgh_context or {}
@@ -177,7 +209,7 @@ def _change(event: AuditEvent) -> Change:
         event=event.pgh_label,
         object_type=label,
         object_id=pk,
-        object_name=_object_name(event, tracked),
+        object_name=_object_name(event, tracked, related),
         object_url=reverse(url_name, args=[pk]) if url_name and event.pgh_label != EVENT_DELETE else "",
         user_id=context.get("user"),
         username=context.get("username") or "",
@@ -198,7 +230,12 @@ def changes_for(refs) -> list[Change]:
         model = apps.get_model(label)
         for event in model.objects.filter(pgh_id__in=ids):
             events[(label, event.pgh_id)] = event
-    return [_change(events[(r["event_model"], r["pgh_id"])]) for r in refs if (r["event_model"], r["pgh_id"]) in events]
+    related = _related_names(list(events.values()))
+    return [
+        _change(events[(r["event_model"], r["pgh_id"])], related)
+        for r in refs
+        if (r["event_model"], r["pgh_id"]) in events
+    ]
 
 
 def object_history(*, object_type: str, object_id: int, limit: int = 50) -> list[Change]:

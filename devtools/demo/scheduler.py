@@ -1,13 +1,14 @@
-"""Demo data for the scheduler: datasets in the demo fleet's regions and sites, and a handful of jobs."""
+"""Demo data for the scheduler: datasets in the demo fleet's regions and sites, a handful of jobs, team quotas."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from fleet.models import Project, Site, Team
-from scheduler.models import Dataset, Job
+from scheduler.models import Dataset, Job, TeamQuota
 
 GB = 10**9
 # name, URI, region (cloud) or site name (on-prem), size in bytes
@@ -67,3 +68,40 @@ def demo_scheduler_seed() -> dict[str, int]:
         job.datasets.set([datasets[d] for d in inputs if d in datasets])
         jobs += 1
     return {"datasets": len(datasets), "jobs": jobs}
+
+
+# team slug, GPU model, guaranteed GPUs, borrow limit, fair-share weight: research is guaranteed its pretraining
+# island and may borrow more; inference holds a share of the same H100s; every demo job fits its guarantee.
+DEMO_QUOTAS = (
+    ("research", "H100", 8, 16, "2"),
+    ("research", "A100-80GB", 12, 4, "1"),
+    ("inference", "H100", 8, 8, "1"),
+    ("data", "L40S", 4, 4, "1"),
+)
+
+
+@transaction.atomic
+def demo_quotas_seed() -> int:
+    """Create the demo's team quotas (idempotent by team and model); return how many were created.
+
+    One whose guarantee the seeded fleet cannot hold (a small ``--nodes``) is skipped, as the quota rules refuse it.
+    """
+    teams = {t.slug: t for t in Team.objects.all()}
+    created = 0
+    for slug, model, guaranteed, borrow, weight in DEMO_QUOTAS:
+        if slug not in teams or TeamQuota.objects.filter(team=teams[slug], gpu_model=model).exists():
+            continue
+        quota = TeamQuota(
+            team=teams[slug],
+            gpu_model=model,
+            guaranteed_gpus=guaranteed,
+            borrow_limit_gpus=borrow,
+            weight=Decimal(weight),
+        )
+        try:
+            quota.full_clean()
+        except ValidationError:
+            continue
+        quota.save()
+        created += 1
+    return created

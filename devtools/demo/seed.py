@@ -15,7 +15,7 @@ from devtools.demo.billing import (
     demo_team_budgets_seed,
 )
 from devtools.demo.history import demo_fleet_minute_seed, demo_telemetry_history_seed
-from devtools.demo.scheduler import demo_scheduler_seed
+from devtools.demo.scheduler import demo_quotas_seed, demo_scheduler_seed
 
 
 def demo_history_billing_and_scheduler_seed(*, log: Callable[[str], object], now: datetime | None = None) -> None:
@@ -36,4 +36,4 @@ def demo_history_billing_and_scheduler_seed(*, log: Callable[[str], object], now
     log(f"Budgets: {len(budgets)} created" + (f"; {tight} is past its 80 % alert" if tight else ""))
     demo_reports_seed()
     scheduler = demo_scheduler_seed()
-    log("Scheduler: " + ", ".join(f"{v} {k}" for k, v in scheduler.items()))
+    log("Scheduler: " + ", ".join(f"{v} {k}" for k, v in scheduler.items()) + f", {demo_quotas_seed()} team quotas")

@@ -98,6 +98,7 @@ class PromQLSource(models.Model):
 
     class Meta:
         ordering = ("name",)
+        verbose_name = "PromQL source"
 
     def __str__(self) -> str:
         return self.name

@@ -122,3 +122,21 @@ def test_a_viewer_gets_no_history(client, make_user):
     panel = client.get(f"/changes/fleet.node/{node.pk}/").content.decode()
     assert "shown to operators and admins" in panel
     assert "data-event" not in panel
+
+
+def test_an_object_without_a_name_is_named_by_what_it_points_at_in_one_query_per_model(
+    operator_client, django_assert_max_num_queries
+):
+    from scheduler.models import TeamQuota
+    from tests.factories import GPUFactory
+
+    hostile = Team.objects.create(name=HOSTILE, slug="hostile-q")
+    TeamQuota.objects.create(team=hostile, gpu_model="")  # all GPU models: a row with no name of its own
+    for i in range(5):
+        GPUFactory(node=NodeFactory(name=f"gpu-n{i}"), index=0)  # GPUs are named by their node
+    body = operator_client.get("/changes/", {"object_type": "scheduler.teamquota"}).content.decode()
+    assert "team=&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;amp;" in body and "<script>" not in body
+    body = operator_client.get("/changes/", {"object_type": "fleet.gpu"}).content.decode()
+    assert all(f"node=gpu-n{i}" in body for i in range(5))
+    with django_assert_max_num_queries(10):  # 10 with one GPU or six: the node names come in one query
+        operator_client.get("/changes/", {"object_type": "fleet.gpu"})

@@ -475,6 +475,29 @@ def test_demo_seed_is_idempotent():
     assert len(report.placed) + len(report.unplaced) == len(DEMO_JOBS)
 
 
+def test_demo_quotas_fit_the_demo_fleet_and_leave_its_placements_as_they_were():
+    from devtools.demo.billing import demo_prices_seed
+    from devtools.demo.fleet import demo_fleet_seed
+    from devtools.demo.scheduler import DEMO_QUOTAS, demo_quotas_seed, demo_scheduler_seed
+
+    demo_fleet_seed(nodes=300, seed=7)  # make demo's size and seed
+    demo_prices_seed()
+    demo_scheduler_seed()
+    without = {p.job.name: (p.node_id, p.instance_type, p.gpu_count) for p in placed(jobs_place())}
+    assert {"pretrain-7b", "scan-segmentation", "video-dedup"} <= set(without)  # the quota-governed on-prem jobs
+    Placement.objects.all().delete()
+    Job.objects.update(state=JobState.PENDING)
+    assert demo_quotas_seed() == len(DEMO_QUOTAS)
+    assert demo_quotas_seed() == 0
+    report = jobs_place()
+    assert {p.job.name: (p.node_id, p.instance_type, p.gpu_count) for p in placed(report)} == without
+    assert not Placement.objects.filter(preemptible=True).exists()  # every demo job fits its team's guarantee
+
+
+def placed(report):
+    return Placement.objects.filter(job_id__in=report.placed, active=True).select_related("job")
+
+
 def test_tasks_call_the_services(scenario):
     from scheduler import tasks
 
